@@ -1,0 +1,1 @@
+"""Model families, one file each, registered in `adapttoken_plugin.registry.ADAPTERS`."""

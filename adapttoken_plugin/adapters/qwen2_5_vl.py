@@ -1,0 +1,176 @@
+"""Qwen2.5-VL on the unmodified transformers classes (>= 5.18).
+
+How the upstream class builds its inputs (transformers 5.24, `modeling_qwen2_5_vl.py`):
+- the video processor folds 2 frames into one temporal patch (a *unit*); the vision tower attends
+  within one unit only, so encoding a group of units alone gives exactly the full-video features;
+- `<|video_pad|>` x (T * h * w / merge^2) placeholders sit between `<|vision_start|>` and
+  `<|vision_end|>`; `forward` accepts precomputed encoder outputs as `mm_encoder_outputs`;
+- M-RoPE positions (t, h, w): unit u at t = start + floor(u * tokens_per_second * second_per_grid),
+  rows and columns at start + index; text after the video continues from the largest video position
+  + 1 in the authors' code and transformers 4.x, but from start + max(h, w) since transformers 5.3.
+  We compute positions ourselves (`position_rule`) and pass them explicitly as (3, 1, L);
+  `generate()` keeps explicit positions and adds 1 per decoded token.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import numpy as np
+import torch
+from transformers.modeling_outputs import BaseModelOutputWithPooling
+
+from ..errors import NoVideoError, UnsupportedInputError
+from ..layout import VideoLayout
+from ..registry import ADAPTERS
+from .base import ModelAdapter, PromptParts
+
+# keys of the processor output that describe the video; the selection stage replaces all of them
+VIDEO_KEYS = ("pixel_values_videos", "video_grid_thw", "second_per_grid_ts", "mm_token_type_ids")
+
+
+@ADAPTERS.register(
+    "qwen2_5_vl",
+    model_classes=("Qwen2_5_VLForConditionalGeneration",),
+    summary="Qwen2.5-VL (3-D M-RoPE, frame pairs)",
+)
+class Qwen2_5_VLAdapter(ModelAdapter):
+    frames_per_unit = 2
+
+    def __init__(self, model: Any) -> None:
+        super().__init__(model)
+        config = model.config
+        self.video_token_id = config.video_token_id
+        self.merge = config.vision_config.spatial_merge_size
+        self.patch_size = config.vision_config.patch_size
+        self.frames_per_unit = config.vision_config.temporal_patch_size
+        self.tokens_per_second = getattr(config.vision_config, "tokens_per_second", 1)
+
+    # --- inputs --------------------------------------------------------------------------------
+    def split_inputs(self, inputs: dict[str, Any]) -> tuple[PromptParts, VideoLayout, torch.Tensor]:
+        input_ids = inputs.pop("input_ids", None)
+        attention_mask = inputs.pop("attention_mask", None)
+        pixels = inputs.pop("pixel_values_videos", None)
+        grid = inputs.pop("video_grid_thw", None)
+        second_per_grid = inputs.pop("second_per_grid_ts", None)
+        inputs.pop("mm_token_type_ids", None)
+        if input_ids is None:
+            raise UnsupportedInputError("the selector stage needs input_ids (inputs_embeds alone is not supported)")
+        if inputs.get("pixel_values") is not None:
+            raise UnsupportedInputError("images together with a video are not supported by the selector stage")
+        if input_ids.ndim != 2 or input_ids.shape[0] != 1:
+            raise UnsupportedInputError(f"the selector stage runs one prompt at a time; got input_ids of shape "
+                                        f"{tuple(input_ids.shape)}")
+        if attention_mask is not None and not bool(attention_mask.all()):
+            raise UnsupportedInputError("padded prompts are not supported: pass one unpadded prompt")
+        ids = input_ids[0]
+        where = (ids == self.video_token_id).nonzero().flatten()
+        if pixels is None or grid is None:
+            raise NoVideoError("no video in the inputs: pixel_values_videos and video_grid_thw are required")
+        if len(where) == 0:
+            raise NoVideoError(f"the prompt holds no video placeholder (token id {self.video_token_id}); "
+                               "build it with the processor's chat template and a video entry")
+        if grid.shape[0] != 1:
+            raise UnsupportedInputError(f"one video per prompt is supported; got {grid.shape[0]}")
+        t, h, w = (int(x) for x in grid[0])
+        start, stop = int(where[0]), int(where[-1]) + 1
+        if stop - start != len(where) or len(where) != t * h * w // self.merge**2:
+            raise UnsupportedInputError(
+                f"video placeholders must be one contiguous run of {t * h * w // self.merge**2} tokens; "
+                f"found {len(where)} in [{start}, {stop})"
+            )
+        seconds = 1.0 if second_per_grid is None else second_per_grid[0]
+        layout = VideoLayout(
+            num_units=t, grid_h=h // self.merge, grid_w=w // self.merge, frames_per_unit=self.frames_per_unit,
+            time_interval=float(torch.as_tensor(seconds, dtype=torch.float32) * self.tokens_per_second),
+        )
+        return PromptParts(ids[:start].cpu(), ids[stop:].cpu()), layout, pixels
+
+    def unit_pixels(self, pixels: torch.Tensor, layout: VideoLayout, units: torch.Tensor) -> dict[str, Any]:
+        h, w = layout.grid_h * self.merge, layout.grid_w * self.merge
+        rows = (units[:, None] * (h * w) + torch.arange(h * w)[None, :]).flatten()
+        return {
+            "pixel_values_videos": pixels[rows.to(pixels.device)],
+            "video_grid_thw": torch.tensor([[len(units), h, w]]),
+        }
+
+    def frames_to_pixels(self, processor: Any, frames: np.ndarray) -> dict[str, Any]:
+        out = processor.video_processor(videos=[frames], do_resize=False, do_sample_frames=False, return_tensors="pt")
+        return {"pixel_values_videos": out["pixel_values_videos"], "video_grid_thw": out["video_grid_thw"]}
+
+    def frame_size(self, processor: Any, height: int, width: int, max_pixels: int | None) -> tuple[int, int]:
+        """(height, width) to decode frames at: the processor's own resize rule, per frame."""
+        from transformers.models.qwen2_vl.image_processing_qwen2_vl import smart_resize
+
+        size = processor.video_processor.size
+        factor = self.patch_size * self.merge
+        return smart_resize(height, width, factor=factor, min_pixels=size["shortest_edge"],
+                            max_pixels=max_pixels or size["longest_edge"])
+
+    def seconds_per_unit(self, frames_per_second: float) -> float:
+        return self.frames_per_unit / frames_per_second
+
+    def encode(self, pixel_inputs: dict[str, Any]) -> torch.Tensor:
+        visual = self.model.model.visual
+        out = self.model.model.get_video_features(
+            pixel_values_videos=pixel_inputs["pixel_values_videos"].to(visual.device),
+            video_grid_thw=pixel_inputs["video_grid_thw"].to(visual.device),
+        )
+        return torch.cat(out.pooler_output, dim=0)
+
+    # --- sequences -----------------------------------------------------------------------------
+    def positions(
+        self, prompt: PromptParts, layout: VideoLayout, token_ids: torch.Tensor, position_rule: str
+    ) -> torch.Tensor:
+        """M-RoPE position ids (3, L) of prefix + the given visual tokens + suffix, each at the position
+        it has in the full video; text after the video placed by `position_rule`."""
+        start = len(prompt.prefix_ids)
+        interval = torch.tensor(layout.time_interval, dtype=torch.float32)
+        units, cells = layout.unit_of(token_ids), layout.cell_of(token_ids)
+        visual = torch.stack([
+            (units * interval).long() + start,
+            cells // layout.grid_w + start,
+            cells % layout.grid_w + start,
+        ])
+        if position_rule == "original":
+            last_t = int((torch.tensor(layout.num_units - 1) * interval).long())
+            text_start = start + max(last_t, layout.grid_h - 1, layout.grid_w - 1) + 1
+        else:  # transformers >= 5.3: `current_pos += max(h, w) // merge`
+            text_start = start + max(layout.grid_h, layout.grid_w)
+        prefix = torch.arange(start).expand(3, -1)
+        suffix = torch.arange(len(prompt.suffix_ids)).expand(3, -1) + text_start
+        return torch.cat([prefix, visual, suffix], dim=1)
+
+    def model_inputs(
+        self, prompt: PromptParts, layout: VideoLayout, token_ids: torch.Tensor, features: torch.Tensor,
+        position_rule: str,
+    ) -> dict[str, Any]:
+        placeholders = torch.full((len(token_ids),), self.video_token_id, dtype=prompt.prefix_ids.dtype)
+        ids = torch.cat([prompt.prefix_ids, placeholders, prompt.suffix_ids])[None]
+        positions = self.positions(prompt, layout, token_ids, position_rule)[:, None, :]
+        device = self.device
+        return {
+            "input_ids": ids.to(device),
+            "attention_mask": torch.ones_like(ids, device=device),
+            "position_ids": positions.to(device),
+            "mm_encoder_outputs": {"video": BaseModelOutputWithPooling(pooler_output=(features.to(device),))},
+        }
+
+    # --- scoring -------------------------------------------------------------------------------
+    def attention_rows(
+        self, attn: torch.nn.Module, hidden_states: torch.Tensor, position_embeddings: Any, n_query: int
+    ) -> torch.Tensor:
+        batch, length, _ = hidden_states.shape
+        d = attn.head_dim
+        rope = sys.modules[type(attn).__module__].apply_rotary_pos_emb  # the layer's own rotary function
+        cos, sin = position_embeddings
+        q = attn.q_proj(hidden_states[:, -n_query:]).view(batch, n_query, -1, d).transpose(1, 2)
+        k = attn.k_proj(hidden_states).view(batch, length, -1, d).transpose(1, 2)
+        q = rope(q, q, cos[:, -n_query:], sin[:, -n_query:])[0]
+        k = rope(k, k, cos, sin)[0]
+        k = k.repeat_interleave(q.shape[1] // k.shape[1], dim=1)  # grouped-query heads
+        logits = (q.float() @ k.float().transpose(-1, -2)) * attn.scaling
+        query_pos = torch.arange(length - n_query, length, device=logits.device)[:, None]
+        future = torch.arange(length, device=logits.device)[None, :] > query_pos
+        return torch.softmax(logits.masked_fill(future, float("-inf")), dim=-1)

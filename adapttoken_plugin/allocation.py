@@ -1,0 +1,64 @@
+"""Budget allocation across groups: B_g = B * softmax(-H / tau)_g, as integers, capped per group.
+
+Pure function of numbers; tested with hypothesis in tests/test_allocation.py.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+
+def allocate_by_weights(budget: int, log_weights: Sequence[float], capacities: Sequence[int]) -> list[int]:
+    """Split `budget` tokens over groups in proportion to exp(log_weights), capped by `capacities`.
+
+    Groups whose proportional share exceeds their capacity get exactly their capacity and the overflow
+    is shared among the others in the same proportions (water-filling); the fractional shares are
+    rounded by largest remainder (ties to the lower group index).
+
+    Returns one integer per group; the total is exactly min(budget, sum(capacities)).
+    """
+    if len(log_weights) != len(capacities):
+        raise ValueError(f"{len(log_weights)} weights for {len(capacities)} groups")
+    if budget < 0 or any(c < 0 for c in capacities):
+        raise ValueError(f"budget and capacities must be >= 0, got {budget} and {list(capacities)}")
+    n = len(capacities)
+    if n == 0:
+        return []
+    top = max(log_weights)
+    weights = [math.exp(w - top) for w in log_weights]  # shift: softmax is shift-invariant, exp never overflows
+    alloc = [0] * n
+    remaining = min(budget, sum(capacities))
+    open_groups = [g for g in range(n) if capacities[g] > 0]
+    while remaining > 0 and open_groups:
+        total_w = sum(weights[g] for g in open_groups)
+        shares = {g: remaining * weights[g] / total_w for g in open_groups}
+        saturated = [g for g in open_groups if shares[g] >= capacities[g] - alloc[g]]
+        if saturated:
+            for g in saturated:
+                remaining -= capacities[g] - alloc[g]
+                alloc[g] = capacities[g]
+            open_groups = [g for g in open_groups if g not in saturated]
+            continue
+        floors = {g: math.floor(shares[g]) for g in open_groups}
+        leftover = remaining - sum(floors.values())
+        # each open group's share is < its free room, so ceil(share) still fits under the cap
+        by_remainder = sorted(open_groups, key=lambda g: (-(shares[g] - floors[g]), g))
+        for g in open_groups:
+            alloc[g] += floors[g]
+        for g in by_remainder[:leftover]:
+            alloc[g] += 1
+        remaining = 0
+    return alloc
+
+
+def allocate_budget(budget: int, entropies: Sequence[float], capacities: Sequence[int], tau: float) -> list[int]:
+    """AdaptToken's allocation: lower entropy (nats) -> larger share; softmax temperature `tau`."""
+    if tau <= 0:
+        raise ValueError(f"tau must be > 0, got {tau}")
+    return allocate_by_weights(budget, [-h / tau for h in entropies], capacities)
+
+
+def allocate_equally(budget: int, capacities: Sequence[int]) -> list[int]:
+    """Equal split (the attention-topk baseline), with the same caps and rounding."""
+    return allocate_by_weights(budget, [0.0] * len(capacities), capacities)

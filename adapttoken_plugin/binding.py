@@ -1,0 +1,143 @@
+"""Switch the selector stage on and off on one model instance.
+
+`enable` binds wrappers of `generate` and `forward` to the instance (never the class, so other
+instances and accelerate's per-instance device hooks are untouched); `disable` removes exactly
+those attributes, restoring whatever the instance had before. A wrapped call that carries a video
+(`pixel_values_videos`) runs the selector stage and then the model's own method on the kept tokens;
+any other call passes straight through.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from .adapters.base import ModelAdapter, adapter_for
+from .config import AdaptTokenConfig
+from .errors import AdaptTokenError, UnsupportedInputError
+from .stage import check_entropy_inputs, resolve_scoring_layer, run_stage
+
+_WRAPPED = ("generate", "forward")
+_MISSING = object()
+
+
+@dataclass
+class _State:
+    config: AdaptTokenConfig
+    adapter: ModelAdapter
+    saved: dict[str, Any]
+
+
+def enable(model: Any, config: AdaptTokenConfig | dict[str, Any] | None = None) -> Any:
+    """Install the selector stage on `model` (in place) and return it.
+
+    Args:
+        model: a supported transformers model instance (`adapttoken list` shows the classes).
+        config: an `AdaptTokenConfig`, a dict of settings, or None to read `model.config.adapttoken`
+            (a dict) and fall back to the defaults.
+    Raises:
+        UnsupportedModelError: no adapter for the model's class. ConfigError: bad settings (for example
+        a scoring layer deeper than the model). Nothing is installed when anything raises.
+    """
+    if config is None:
+        config = getattr(model.config, "adapttoken", None)
+    config = AdaptTokenConfig.coerce(config)
+    adapter = adapter_for(model)
+    resolve_scoring_layer(adapter, config)
+    if is_enabled(model):
+        disable(model)
+    saved = {name: model.__dict__.get(name, _MISSING) for name in _WRAPPED}
+    model.__dict__["_adapttoken_state"] = _State(config, adapter, saved)
+    model.__dict__["generate"] = functools.partial(_generate, model, _original(model, "generate", saved))
+    model.__dict__["forward"] = functools.partial(_forward, model, _original(model, "forward", saved))
+    model.__dict__["adapttoken_trace"] = None
+    return model
+
+
+def disable(model: Any) -> Any:
+    """Remove the selector stage: the instance is exactly as before `enable`."""
+    state = model.__dict__.pop("_adapttoken_state", None)
+    if state is None:
+        return model
+    for name, previous in state.saved.items():
+        if previous is _MISSING:
+            model.__dict__.pop(name, None)
+        else:
+            model.__dict__[name] = previous
+    model.__dict__.pop("adapttoken_trace", None)
+    return model
+
+
+def is_enabled(model: Any) -> bool:
+    return "_adapttoken_state" in model.__dict__
+
+
+def config_of(model: Any) -> AdaptTokenConfig:
+    """The config the model was enabled with."""
+    state = model.__dict__.get("_adapttoken_state")
+    if state is None:
+        raise AdaptTokenError("the selector stage is not enabled on this model; call adapttoken_plugin.enable")
+    return state.config
+
+
+def _original(model: Any, name: str, saved: dict[str, Any]) -> Any:
+    """The method the wrapper calls: an instance attribute set earlier (e.g. an accelerate hook) or the class's."""
+    previous = saved[name]
+    return previous if previous is not _MISSING else getattr(type(model), name).__get__(model)
+
+
+def _select(model: Any, kwargs: dict[str, Any]) -> tuple[dict[str, Any], torch.Tensor]:
+    """Run the stage on a call's video inputs; returns the new keyword arguments and the caller's input_ids."""
+    state: _State = model.__dict__["_adapttoken_state"]
+    option_ids = kwargs.pop("adapttoken_option_ids", None)
+    check_entropy_inputs(state.config, option_ids)
+    original_ids = kwargs.get("input_ids")
+    prompt, layout, pixels = state.adapter.split_inputs(kwargs)
+    result = run_stage(
+        model, state.adapter, state.config, prompt, layout,
+        lambda units: state.adapter.unit_pixels(pixels, layout, units), option_ids,
+    )
+    model.__dict__["adapttoken_trace"] = result.trace
+    kwargs.update(state.adapter.model_inputs(prompt, layout, result.token_ids, result.features,
+                                             state.config.position_rule))
+    return kwargs, original_ids
+
+
+def _generate(model: Any, original: Any, *args: Any, **kwargs: Any) -> Any:
+    if args:
+        kwargs["input_ids"] = args[0]
+        if len(args) > 1:
+            raise UnsupportedInputError("pass generate's arguments by keyword when the selector stage is enabled")
+    if kwargs.get("pixel_values_videos") is None:
+        kwargs.pop("adapttoken_option_ids", None)
+        return original(**kwargs)
+    kwargs, original_ids = _select(model, kwargs)
+    start = time.perf_counter()
+    out = original(**kwargs)
+    model.adapttoken_trace.add_seconds("final", time.perf_counter() - start)
+    # Callers slice the answer off by their own prompt length: give them their prompt back in front.
+    prompt_len = kwargs["input_ids"].shape[1]
+    if isinstance(out, torch.Tensor):
+        return torch.cat([original_ids.to(out.device), out[:, prompt_len:]], dim=1)
+    out.sequences = torch.cat([original_ids.to(out.sequences.device), out.sequences[:, prompt_len:]], dim=1)
+    return out
+
+
+def _forward(model: Any, original: Any, *args: Any, **kwargs: Any) -> Any:
+    if args:
+        kwargs["input_ids"] = args[0]
+        if len(args) > 1:
+            raise UnsupportedInputError("pass forward's arguments by keyword when the selector stage is enabled")
+    if kwargs.get("pixel_values_videos") is None:
+        return original(**kwargs)
+    if kwargs.get("labels") is not None:
+        raise UnsupportedInputError("labels are not supported with the selector stage (the sequence is shortened)")
+    kwargs, _ = _select(model, kwargs)
+    start = time.perf_counter()
+    out = original(**kwargs)
+    model.adapttoken_trace.add_seconds("final", time.perf_counter() - start)
+    return out

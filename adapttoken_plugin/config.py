@@ -1,0 +1,196 @@
+"""`AdaptTokenConfig`: every knob of the selector stage, validated, with its default.
+
+Defaults live here and nowhere else: the Python API, the CLI, the model-config flag
+(`model.config.adapttoken = {...}`) and evaluation-harness argument strings are all parsed into this
+one dataclass. Values may arrive as strings (CLI flags, lmms-eval `--model_args`), so `from_dict`
+coerces them; unknown keys and out-of-range values raise `ConfigError` naming the key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import typing
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import ConfigError
+
+SCORE_REDUCTIONS = ("max", "mean")
+ENTROPY_MODES = ("first_token", "options", "generated")
+POSITION_RULES = ("original", "transformers")
+FEATURE_STORES = ("cpu", "device")
+
+
+@dataclass
+class AdaptTokenConfig:
+    """Settings of the selector stage (see docs/config.md for the reasoning behind each default).
+
+    Attributes:
+        selector: registered selector name (`adapttoken list` shows them).
+        budget: total number of visual tokens that reach the final pass.
+        frames_per_group: frames per group; rounded down to whole frame units of the model
+            (2 frames for Qwen2/2.5-VL).
+        fps: frame sampling rate of the streaming pipeline, frames per second.
+        max_frames: cap on sampled frames; frames are spread evenly over the video when hit.
+        max_pixels: pixels per frame after resizing at decode (None: the processor's own limit).
+        scoring_layer: decoder layer whose attention ranks tokens (None: the model's preset,
+            else round(0.7 * num_layers)).
+        score_reduce: how a token's attention is reduced over heads and text queries.
+        entropy_mode: `first_token` (full-vocabulary entropy at the answer position), `options`
+            (entropy over the option letters only) or `generated` (mean of the least-certain
+            `entropy_top_fraction` of up to `entropy_max_new_tokens` generated tokens).
+        tau: softmax temperature of the budget allocation over negative entropies.
+        theta: AdaptToken-Lite stops after the first group whose entropy is <= theta (nats).
+        min_groups: AdaptToken-Lite visits at least this many groups.
+        overselect: each group keeps ceil(overselect * budget_g) candidates before de-duplication.
+        dedup: remove near-duplicate tokens (same spatial cell, nearby frame units) down to budget.
+        dedup_window: frame units within which two same-cell tokens count as temporally close.
+        position_rule: `original` (text after the video starts after the largest video position,
+            as the model was trained) or `transformers` (what the installed transformers computes).
+        feature_store: where the candidate features kept from the group passes wait for the final
+            pass: `cpu` (bounded GPU memory) or `device` (the model's device; no transfers).
+        seed: seed of the `random` selector.
+    """
+
+    selector: str = "adapttoken"
+    budget: int = 7040
+    frames_per_group: int = 64
+    fps: float = 1.0
+    max_frames: int = 1024
+    max_pixels: int | None = None
+    scoring_layer: int | None = None
+    score_reduce: str = "max"
+    entropy_mode: str = "first_token"
+    entropy_max_new_tokens: int = 16
+    entropy_top_fraction: float = 0.1
+    tau: float = 2.0
+    theta: float = 0.2
+    min_groups: int = 1
+    overselect: float = 1.1
+    dedup: bool = True
+    dedup_window: int = 8
+    position_rule: str = "original"
+    feature_store: str = "cpu"
+    seed: int = 0
+    extra: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            if f.name == "extra":
+                continue
+            setattr(self, f.name, _coerce(f.name, getattr(self, f.name), _FIELD_TYPES[f.name]))
+        self._validate()
+
+    def _validate(self) -> None:
+        from .registry import SELECTORS
+
+        _check(self.selector in SELECTORS, "selector", self.selector, f"one of {SELECTORS.names()}")
+        _check(self.budget > 0, "budget", self.budget, "an integer > 0 (tokens)")
+        _check(self.frames_per_group >= 1, "frames_per_group", self.frames_per_group, "an integer >= 1")
+        _check(self.fps > 0 and math.isfinite(self.fps), "fps", self.fps, "a finite number > 0")
+        _check(self.max_frames >= 1, "max_frames", self.max_frames, "an integer >= 1")
+        _check(self.max_pixels is None or self.max_pixels > 0, "max_pixels", self.max_pixels, "None or > 0")
+        _check(self.scoring_layer is None or self.scoring_layer >= 0, "scoring_layer", self.scoring_layer,
+               "None or a layer index >= 0")
+        _check(self.score_reduce in SCORE_REDUCTIONS, "score_reduce", self.score_reduce, f"one of {SCORE_REDUCTIONS}")
+        _check(self.entropy_mode in ENTROPY_MODES, "entropy_mode", self.entropy_mode, f"one of {ENTROPY_MODES}")
+        _check(self.entropy_max_new_tokens >= 1, "entropy_max_new_tokens", self.entropy_max_new_tokens, ">= 1")
+        _check(0 < self.entropy_top_fraction <= 1, "entropy_top_fraction", self.entropy_top_fraction, "in (0, 1]")
+        _check(self.tau > 0 and math.isfinite(self.tau), "tau", self.tau, "a finite number > 0")
+        _check(self.theta >= 0 and math.isfinite(self.theta), "theta", self.theta, "a finite number >= 0 (nats)")
+        _check(self.min_groups >= 1, "min_groups", self.min_groups, "an integer >= 1")
+        _check(self.overselect >= 1 and math.isfinite(self.overselect), "overselect", self.overselect,
+               "a finite number >= 1")
+        _check(self.dedup_window >= 0, "dedup_window", self.dedup_window, "an integer >= 0 (frame units)")
+        _check(self.position_rule in POSITION_RULES, "position_rule", self.position_rule, f"one of {POSITION_RULES}")
+        _check(self.feature_store in FEATURE_STORES, "feature_store", self.feature_store, f"one of {FEATURE_STORES}")
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any] | None = None, **overrides: Any) -> AdaptTokenConfig:
+        """Build a config from a mapping whose values may be strings; unknown keys raise `ConfigError`.
+
+        Keys may carry an `adapttoken_` prefix (as eval-harness model arguments do).
+        """
+        merged = {**(values or {}), **overrides}
+        known = {f.name for f in dataclasses.fields(cls)} - {"extra"}
+        clean: dict[str, Any] = {}
+        for key, value in merged.items():
+            name = key[len("adapttoken_"):] if key.startswith("adapttoken_") else key
+            name = name.replace("-", "_")
+            if name not in known:
+                raise ConfigError(f"unknown AdaptTokenConfig key {key!r}; known keys: {sorted(known)}")
+            clean[name] = value
+        return cls(**clean)
+
+    @classmethod
+    def coerce(cls, value: AdaptTokenConfig | dict[str, Any] | None) -> AdaptTokenConfig:
+        """Accept a config, a dict of settings, or None (all defaults)."""
+        if isinstance(value, cls):
+            return value
+        if value is None:
+            return cls()
+        if isinstance(value, dict):
+            return cls.from_dict(value)
+        raise ConfigError(f"expected an AdaptTokenConfig or a dict of settings, got {type(value).__name__}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict of every setting (JSON-serialisable); `from_dict(to_dict())` round-trips."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "extra"}
+
+    def replace(self, **changes: Any) -> AdaptTokenConfig:
+        """A validated copy with some settings changed."""
+        return type(self).from_dict({**self.to_dict(), **changes})
+
+
+_FIELD_TYPES: dict[str, Any] = typing.get_type_hints(AdaptTokenConfig)
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+_NONE = {"none", "null", ""}
+
+
+def _check(ok: bool, key: str, value: Any, expected: str) -> None:
+    if not ok:
+        raise ConfigError(f"{key}={value!r} is out of range: expected {expected}")
+
+
+def _coerce(key: str, value: Any, annotation: Any) -> Any:
+    """Coerce `value` (possibly a string from a CLI or harness) to the field's annotated type."""
+    args = typing.get_args(annotation)
+    optional = type(None) in args
+    base = next((a for a in args if a is not type(None)), annotation) if args else annotation
+    if value is None or (isinstance(value, str) and value.strip().lower() in _NONE):
+        if optional:
+            return None
+        raise ConfigError(f"{key}=None is not allowed: expected a {base.__name__}")
+    try:
+        if base is bool:
+            if isinstance(value, bool):
+                return value
+            text = str(value).strip().lower()
+            if text in _TRUE:
+                return True
+            if text in _FALSE:
+                return False
+            raise ValueError
+        if base is int:
+            if isinstance(value, bool):
+                raise ValueError
+            number = float(value) if isinstance(value, str) else value
+            if isinstance(number, float):
+                if not number.is_integer():
+                    raise ValueError
+                return int(number)
+            return int(number)
+        if base is float:
+            if isinstance(value, bool):
+                raise ValueError
+            return float(value)
+        if base is str:
+            if not isinstance(value, str):
+                raise ValueError
+            return value.strip()
+    except (TypeError, ValueError):
+        raise ConfigError(f"{key}={value!r} has the wrong type: expected {base.__name__}") from None
+    return value

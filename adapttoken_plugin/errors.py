@@ -1,0 +1,44 @@
+"""One exception hierarchy for everything the plugin refuses to do.
+
+Every message names the offending value and what was expected, so a user can fix the call without
+reading our source.
+"""
+
+
+class AdaptTokenError(Exception):
+    """Base class of every error raised by adapttoken_plugin."""
+
+
+class ConfigError(AdaptTokenError, ValueError):
+    """A configuration key is unknown, has the wrong type, or is out of range."""
+
+
+class RegistryError(AdaptTokenError, KeyError):
+    """A name was looked up in a registry that does not hold it."""
+
+    def __str__(self) -> str:  # KeyError quotes its message; keep it readable
+        return str(self.args[0]) if self.args else ""
+
+
+class UnsupportedModelError(AdaptTokenError, TypeError):
+    """No model adapter is registered for this model class."""
+
+
+class UnsupportedInputError(AdaptTokenError, ValueError):
+    """The inputs are of a form the selector stage cannot handle (batch > 1, images with video, ...)."""
+
+
+class NoVideoError(UnsupportedInputError):
+    """The prompt or inputs hold no video where one is required."""
+
+
+class OptionsRequiredError(AdaptTokenError, ValueError):
+    """The configured entropy needs answer options, but none were given."""
+
+
+class VideoReadError(AdaptTokenError, OSError):
+    """The video file is missing, unreadable, or has no decodable frames."""
+
+
+class EmptyVideoError(VideoReadError):
+    """Frame sampling produced zero frames."""

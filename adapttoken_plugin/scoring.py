@@ -1,0 +1,61 @@
+"""Cross-modal attention scores without eager attention and without `output_attentions`.
+
+During a group prefill a forward pre-hook on the scoring layer's attention module receives the
+layer's inputs (hidden states after the input norm, rotary cos/sin) and recomputes softmax
+attention for the few text-query rows after the video only: memory H * n_query * L on one layer,
+never L x L. The model keeps its own attention implementation (sdpa, flash, ...).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import torch
+
+from .adapters.base import ModelAdapter
+
+
+@dataclass
+class ScoreCapture:
+    """Filled by `capture_scores`: per-visual-token scores of the last prefill that matched."""
+
+    scores: torch.Tensor | None = None
+    seconds: float = 0.0
+
+
+def reduce_scores(probs: torch.Tensor, columns: slice, how: str) -> torch.Tensor:
+    """(B, H, n_query, L) attention -> (L_visual,) scores of the key columns `columns` (batch 1),
+    reduced over heads and queries by `max` or `mean`."""
+    part = probs[0, :, :, columns]
+    flat = part.reshape(-1, part.shape[-1])
+    return flat.amax(0) if how == "max" else flat.mean(0)
+
+
+@contextmanager
+def capture_scores(
+    adapter: ModelAdapter, layer: int, n_query: int, columns: slice, reduce: str, seq_len: int
+) -> Iterator[ScoreCapture]:
+    """Record scores at decoder layer `layer` for forward calls whose sequence length is `seq_len`
+    (the prefill; decoding steps of a later generate are ignored). The hook is removed on exit."""
+    capture = ScoreCapture()
+    attn = adapter.attention_module(layer)
+
+    def hook(module, args, kwargs):
+        hidden = kwargs["hidden_states"] if "hidden_states" in kwargs else args[0]
+        if hidden.shape[1] != seq_len:
+            return None
+        start = time.perf_counter()
+        with torch.no_grad():
+            probs = adapter.attention_rows(module, hidden, kwargs["position_embeddings"], n_query)
+            capture.scores = reduce_scores(probs, columns, reduce).cpu()
+        capture.seconds += time.perf_counter() - start
+        return None
+
+    handle = attn.register_forward_pre_hook(hook, with_kwargs=True)
+    try:
+        yield capture
+    finally:
+        handle.remove()

@@ -1,0 +1,1 @@
+"""Selection strategies, one per file, each registered in `adapttoken_plugin.registry.SELECTORS`."""

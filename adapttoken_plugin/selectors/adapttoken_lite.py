@@ -1,0 +1,16 @@
+"""`adapttoken-lite`: AdaptToken with early stopping.
+
+Groups are visited in order (each spans the whole video); after the first group whose entropy is
+<= theta (and at least `min_groups` seen) the rest are skipped, and the budget is allocated over the
+groups seen only.
+"""
+
+from ..layout import GroupEvidence
+from ..registry import SELECTORS
+from .adapttoken import AdaptTokenSelector
+
+
+@SELECTORS.register("adapttoken-lite", summary="AdaptToken with early stop once a group is confident")
+class AdaptTokenLiteSelector(AdaptTokenSelector):
+    def should_stop(self, seen: list[GroupEvidence], num_groups: int) -> bool:
+        return len(seen) >= self.config.min_groups and seen[-1].entropy <= self.config.theta

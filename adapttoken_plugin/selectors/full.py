@@ -1,0 +1,15 @@
+"""`full`: no selection; every visual token reaches the language model (the unmodified baseline)."""
+
+import torch
+
+from ..layout import GroupEvidence, Selection, VideoLayout
+from ..registry import SELECTORS
+from .base import Selector
+
+
+@SELECTORS.register("full", summary="no selection: all visual tokens (ignores budget)")
+class FullSelector(Selector):
+    needs_group_pass = False
+
+    def select(self, layout: VideoLayout, groups: list[GroupEvidence]) -> Selection:
+        return Selection(torch.arange(layout.num_tokens), [g.num_tokens for g in groups])

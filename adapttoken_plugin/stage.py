@@ -1,0 +1,179 @@
+"""The selector stage: group passes, selection, and the kept tokens' features, for any adapter.
+
+    groups (interleaved frame units) -> per group: encode, one prefill with the question
+    (attention scores + answer entropy), keep the top candidates -> selector.select -> features of
+    the kept tokens in temporal order -> the caller runs the final pass.
+
+Both entry points use it: the `generate`/`forward` wrappers installed by `enable` (video already
+preprocessed in memory) and the streaming `Pipeline` (frames decoded group by group).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from .adapters.base import ModelAdapter, PromptParts
+from .config import AdaptTokenConfig
+from .entropy import entropy, least_certain_mean, restricted_entropy
+from .errors import ConfigError, OptionsRequiredError
+from .layout import GroupEvidence, VideoLayout, interleaved_groups
+from .registry import SELECTORS
+from .scoring import capture_scores
+from .trace import GroupTrace, Trace
+
+PixelsFor = Callable[[torch.Tensor], dict[str, Any]]
+
+
+@dataclass
+class StageResult:
+    """Kept visual tokens, ready for `adapter.model_inputs`: ids (K,) ascending, features (K, D)."""
+
+    token_ids: torch.Tensor
+    features: torch.Tensor
+    trace: Trace
+
+
+def resolve_scoring_layer(adapter: ModelAdapter, config: AdaptTokenConfig) -> int:
+    """The configured scoring layer, or the adapter's default; checked against the model depth."""
+    layer = adapter.default_scoring_layer() if config.scoring_layer is None else config.scoring_layer
+    if not 0 <= layer < adapter.num_layers:
+        raise ConfigError(f"scoring_layer={layer} is out of range: the model has {adapter.num_layers} decoder layers")
+    return layer
+
+
+def check_entropy_inputs(config: AdaptTokenConfig, option_ids: Sequence[int] | None) -> None:
+    if config.entropy_mode == "options" and not option_ids:
+        raise OptionsRequiredError(
+            "entropy_mode='options' needs the answer options: pass options (Pipeline.answer) or "
+            "adapttoken_option_ids (generate), or use entropy_mode='first_token'"
+        )
+
+
+@torch.no_grad()
+def run_stage(
+    model: Any,
+    adapter: ModelAdapter,
+    config: AdaptTokenConfig,
+    prompt: PromptParts,
+    layout: VideoLayout,
+    pixels_for: PixelsFor,
+    option_ids: Sequence[int] | None = None,
+) -> StageResult:
+    """Select visual tokens of one video for one prompt (batch 1)."""
+    check_entropy_inputs(config, option_ids)
+    selector = SELECTORS.get(config.selector)(config)
+    units_per_group = max(1, config.frames_per_group // adapter.frames_per_unit)
+    evidence = [
+        GroupEvidence(g, units, layout.token_ids_of_units(units))
+        for g, units in enumerate(interleaved_groups(layout.num_units, units_per_group))
+    ]
+    trace = Trace(
+        selector=config.selector, config=config.to_dict(), num_frames=layout.num_units * layout.frames_per_unit,
+        num_units=layout.num_units, tokens_per_unit=layout.tokens_per_unit, total_tokens=layout.num_tokens,
+    )
+    if selector.needs_group_pass:
+        layer = resolve_scoring_layer(adapter, config)
+        visited: list[GroupEvidence] = []
+        for group in evidence:
+            _group_pass(model, adapter, config, prompt, layout, pixels_for, group, layer, option_ids, trace)
+            visited.append(group)
+            if selector.should_stop(visited, len(evidence)):
+                break
+    else:
+        visited = evidence
+
+    start = time.perf_counter()
+    selection = selector.select(layout, visited)
+    trace.add_seconds("allocation", time.perf_counter() - start)
+    kept = selection.kept_token_ids
+    features = _kept_features(adapter, layout, visited, kept, pixels_for, units_per_group, trace)
+
+    budgets = dict(zip((g.group_id for g in visited), selection.group_budgets or []))
+    visited_ids = {g.group_id for g in visited}
+    for group in evidence:
+        trace.groups.append(GroupTrace(
+            group_id=group.group_id,
+            frames=[f for u in group.units.tolist() for f in layout.frames_of_unit(u)],
+            num_tokens=group.num_tokens,
+            visited=group.group_id in visited_ids and selector.needs_group_pass,
+            entropy=group.entropy,
+            budget=budgets.get(group.group_id),
+            kept=int(torch.isin(group.token_ids, kept).sum()),
+        ))
+    trace.kept_tokens = int(kept.numel())
+    trace.kept_token_ids = kept.tolist()
+    return StageResult(kept, features, trace)
+
+
+def _group_pass(model, adapter, config, prompt, layout, pixels_for, group, layer, option_ids, trace) -> None:
+    """Encode one group, run its prefill, fill `group` with scores, entropy and ranked candidates."""
+    start = time.perf_counter()
+    pixels = pixels_for(group.units)
+    trace.add_seconds("decode", time.perf_counter() - start)
+
+    start = time.perf_counter()
+    features = adapter.encode(pixels)
+    trace.add_seconds("vision", time.perf_counter() - start)
+
+    start = time.perf_counter()
+    inputs = adapter.model_inputs(prompt, layout, group.token_ids, features, config.position_rule)
+    n_prefix, n_visual = len(prompt.prefix_ids), group.num_tokens
+    with capture_scores(adapter, layer, n_query=len(prompt.suffix_ids), columns=slice(n_prefix, n_prefix + n_visual),
+                        reduce=config.score_reduce, seq_len=inputs["input_ids"].shape[1]) as capture:
+        group.entropy = _group_entropy(model, inputs, config, option_ids)
+    trace.add_seconds("prefill", time.perf_counter() - start - capture.seconds)
+    trace.add_seconds("scoring", capture.seconds)
+    if capture.scores is None:
+        raise RuntimeError(f"the scoring hook on layer {layer} did not fire during the group prefill")
+
+    group.scores = capture.scores
+    keep = min(n_visual, math.ceil(config.overselect * config.budget))  # no group can be given more
+    order = torch.argsort(group.scores, descending=True, stable=True)[:keep]
+    group.candidate_ids = group.token_ids[order]
+    store = "cpu" if config.feature_store == "cpu" else features.device
+    group.candidate_features = features[order.to(features.device)].to(store)
+
+
+def _group_entropy(model, inputs: dict[str, Any], config: AdaptTokenConfig, option_ids) -> float:
+    """Answer entropy (nats) of one group pass, by `config.entropy_mode`."""
+    if config.entropy_mode == "generated":
+        out = model.generate(**inputs, max_new_tokens=config.entropy_max_new_tokens, do_sample=False,
+                             output_logits=True, return_dict_in_generate=True)
+        per_token = entropy(torch.stack([step[0] for step in out.logits]))
+        return least_certain_mean(per_token, config.entropy_top_fraction)
+    logits = model(**inputs, logits_to_keep=1, use_cache=False).logits[0, -1]
+    if config.entropy_mode == "options":
+        return float(restricted_entropy(logits, option_ids))
+    return float(entropy(logits))
+
+
+def _kept_features(adapter, layout, visited, kept, pixels_for, units_per_group, trace) -> torch.Tensor:
+    """Features (K, D) of the kept tokens, in kept order: from the candidate store where the group
+    passes left them, else encoded now, a group's worth of units at a time."""
+    stored = [g for g in visited if g.candidate_ids is not None]
+    if stored:
+        ids = torch.cat([g.candidate_ids for g in stored])
+        feats = torch.cat([g.candidate_features.to(stored[0].candidate_features.device) for g in stored])
+        order = torch.argsort(ids)
+        ids, position = ids[order], torch.searchsorted(ids[order], kept)
+        if len(kept) == 0 or (position < len(ids)).all() and (ids[position.clamp(max=len(ids) - 1)] == kept).all():
+            return feats[order[position].to(feats.device)]
+    units = torch.unique(layout.unit_of(kept))
+    parts = []
+    for chunk in torch.split(units, units_per_group):
+        start = time.perf_counter()
+        pixels = pixels_for(chunk)
+        trace.add_seconds("decode", time.perf_counter() - start)
+        start = time.perf_counter()
+        feats = adapter.encode(pixels)
+        trace.add_seconds("vision", time.perf_counter() - start)
+        chunk_ids = layout.token_ids_of_units(chunk)
+        wanted = kept[(kept >= chunk_ids[0]) & (kept <= chunk_ids[-1])]
+        parts.append(feats[torch.searchsorted(chunk_ids, wanted).to(feats.device)])
+    return torch.cat(parts)

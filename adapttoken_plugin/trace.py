@@ -1,0 +1,64 @@
+"""What happened in one run of the selector stage: groups, entropies, budgets, kept tokens, seconds."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+STAGES = ("decode", "vision", "prefill", "scoring", "allocation", "final")
+
+
+@dataclass
+class GroupTrace:
+    """One group. `frames` are indices in the source video (or sampled positions when unknown)."""
+
+    group_id: int
+    frames: list[int]
+    num_tokens: int
+    visited: bool
+    entropy: float | None = None
+    budget: int | None = None
+    kept: int = 0
+
+
+@dataclass
+class Trace:
+    """The record of one selection; `model.adapttoken_trace` and `Answer.trace` hold one.
+
+    `seconds` per stage: decode (frames read and preprocessed), vision (encoder), prefill (group
+    passes, scoring excluded), scoring (attention rows recomputed), allocation (budget split and
+    de-duplication), final (the answering pass or generation).
+    """
+
+    selector: str
+    config: dict[str, Any]
+    num_frames: int
+    num_units: int
+    tokens_per_unit: int
+    total_tokens: int
+    kept_tokens: int = 0
+    groups: list[GroupTrace] = field(default_factory=list)
+    kept_token_ids: list[int] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=lambda: dict.fromkeys(STAGES, 0.0))
+
+    @property
+    def groups_visited(self) -> int:
+        return sum(g.visited for g in self.groups)
+
+    @property
+    def selection_seconds(self) -> float:
+        """Everything but the final pass: the overhead selection adds."""
+        return sum(v for k, v in self.seconds.items() if k != "final")
+
+    def add_seconds(self, stage: str, seconds: float) -> None:
+        self.seconds[stage] = self.seconds.get(stage, 0.0) + seconds
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["groups_visited"] = self.groups_visited
+        return out
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(self.to_dict(), indent=1))
