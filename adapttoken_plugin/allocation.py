@@ -14,7 +14,7 @@ def allocate_by_weights(budget: int, log_weights: Sequence[float], capacities: S
 
     Groups whose proportional share exceeds their capacity get exactly their capacity and the overflow
     is shared among the others in the same proportions (water-filling); the fractional shares are
-    rounded by largest remainder (ties to the lower group index).
+    rounded by largest remainder (ties to the larger weight, then the lower group index).
 
     Returns one integer per group; the total is exactly min(budget, sum(capacities)).
     """
@@ -43,7 +43,7 @@ def allocate_by_weights(budget: int, log_weights: Sequence[float], capacities: S
         floors = {g: math.floor(shares[g]) for g in open_groups}
         leftover = remaining - sum(floors.values())
         # each open group's share is < its free room, so ceil(share) still fits under the cap
-        by_remainder = sorted(open_groups, key=lambda g: (-(shares[g] - floors[g]), g))
+        by_remainder = sorted(open_groups, key=lambda g: (-(shares[g] - floors[g]), -log_weights[g], g))
         for g in open_groups:
             alloc[g] += floors[g]
         for g in by_remainder[:leftover]:

@@ -64,8 +64,13 @@ def run_stage(
     layout: VideoLayout,
     pixels_for: PixelsFor,
     option_ids: Sequence[int] | None = None,
+    on_group: Callable[[GroupEvidence, int], None] | None = None,
 ) -> StageResult:
-    """Select visual tokens of one video for one prompt (batch 1)."""
+    """Select visual tokens of one video for one prompt (batch 1).
+
+    `pixels_for(units)` returns the encoder inputs of some frame units; `on_group(group, num_groups)`
+    is called after each group pass.
+    """
     check_entropy_inputs(config, option_ids)
     selector = SELECTORS.get(config.selector)(config)
     units_per_group = max(1, config.frames_per_group // adapter.frames_per_unit)
@@ -83,6 +88,8 @@ def run_stage(
         for group in evidence:
             _group_pass(model, adapter, config, prompt, layout, pixels_for, group, layer, option_ids, trace)
             visited.append(group)
+            if on_group is not None:
+                on_group(group, len(evidence))
             if selector.should_stop(visited, len(evidence)):
                 break
     else:

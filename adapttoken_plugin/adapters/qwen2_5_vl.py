@@ -96,7 +96,8 @@ class Qwen2_5_VLAdapter(ModelAdapter):
         }
 
     def frames_to_pixels(self, processor: Any, frames: np.ndarray) -> dict[str, Any]:
-        out = processor.video_processor(videos=[frames], do_resize=False, do_sample_frames=False, return_tensors="pt")
+        out = processor.video_processor(videos=[frames], do_resize=False, do_sample_frames=False,
+                                        cap_pixels_per_frame=False, return_tensors="pt")
         return {"pixel_values_videos": out["pixel_values_videos"], "video_grid_thw": out["video_grid_thw"]}
 
     def frame_size(self, processor: Any, height: int, width: int, max_pixels: int | None) -> tuple[int, int]:
@@ -105,8 +106,8 @@ class Qwen2_5_VLAdapter(ModelAdapter):
 
         size = processor.video_processor.size
         factor = self.patch_size * self.merge
-        return smart_resize(height, width, factor=factor, min_pixels=size["shortest_edge"],
-                            max_pixels=max_pixels or size["longest_edge"])
+        return smart_resize(height, width, factor=factor, min_pixels=size.shortest_edge,
+                            max_pixels=max_pixels or size.longest_edge)
 
     def seconds_per_unit(self, frames_per_second: float) -> float:
         return self.frames_per_unit / frames_per_second

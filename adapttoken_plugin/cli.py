@@ -1,0 +1,171 @@
+"""Command line: `adapttoken answer`, `adapttoken demo`, `adapttoken list`.
+
+Every `AdaptTokenConfig` field is a flag of `answer` and `demo` (`--budget 4096`, `--selector
+adapttoken-lite`, ...), parsed by `AdaptTokenConfig.from_dict`, so the CLI cannot drift from the config.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from pathlib import Path
+from typing import Any
+
+from .config import AdaptTokenConfig
+from .errors import AdaptTokenError
+from .registry import ADAPTERS, SELECTORS
+
+_CONFIG_FIELDS = [f for f in dataclasses.fields(AdaptTokenConfig) if f.name != "extra"]
+
+
+def _add_config_flags(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("selection settings (AdaptTokenConfig; defaults shown)")
+    for f in _CONFIG_FIELDS:
+        group.add_argument(f"--{f.name.replace('_', '-')}", dest=f"cfg_{f.name}", default=None, metavar="V",
+                           help=f"default: {f.default}")
+
+
+def _config_from_args(args: argparse.Namespace) -> AdaptTokenConfig:
+    values = {f.name: getattr(args, f"cfg_{f.name}") for f in _CONFIG_FIELDS}
+    return AdaptTokenConfig.from_dict({k: v for k, v in values.items() if v is not None})
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="adapttoken", description="Entropy-guided visual-token selection "
+                                     "(AdaptToken) for video LLMs on unmodified transformers models.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    answer = sub.add_parser("answer", help="answer a question about a video file")
+    answer.add_argument("--model", required=True, help="local model directory (or hub id) of a supported class")
+    answer.add_argument("--video", required=True, help="video file")
+    answer.add_argument("--question", required=True)
+    answer.add_argument("--options", nargs="*", default=None, help="answer options (multiple choice: A, B, ...)")
+    answer.add_argument("--device", default="cpu", help="torch device of the model (default: cpu)")
+    answer.add_argument("--dtype", default="auto", help="model dtype: auto, float32, bfloat16, float16")
+    _add_common(answer)
+
+    demo = sub.add_parser("demo", help="run `answer` on a bundled toy video with a bundled tiny model (no download)")
+    demo.add_argument("--out", default="runs/demo", help="folder for the demo video and trace (default: runs/demo)")
+    _add_common(demo)
+
+    sub.add_parser("list", help="registered selectors and supported model classes")
+    return parser
+
+
+def _add_common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--backend", default="auto", choices=("auto", "decord", "pyav"), help="video decoder")
+    parser.add_argument("--max-new-tokens", type=int, default=16)
+    parser.add_argument("--trace", default=None, help="write the trace as JSON to this file")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_config_flags(parser)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "list":
+            return _list()
+        config = _config_from_args(args)
+        if args.command == "demo":
+            return _demo(args, config)
+        return _answer(args, config)
+    except AdaptTokenError as error:
+        print(f"adapttoken: error: {error}", file=sys.stderr)
+        return 2
+
+
+def _list() -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    table = Table(title="selectors")
+    table.add_column("name")
+    table.add_column("what it does")
+    for name in SELECTORS.names():
+        table.add_row(name, SELECTORS.meta(name).get("summary", ""))
+    console.print(table)
+    table = Table(title="model adapters")
+    table.add_column("adapter")
+    table.add_column("model classes")
+    table.add_column("notes")
+    for name in ADAPTERS.names():
+        meta = ADAPTERS.meta(name)
+        table.add_row(name, ", ".join(meta.get("model_classes", ())), meta.get("summary", ""))
+    console.print(table)
+    return 0
+
+
+def _load_model(path: str, device: str, dtype: str) -> tuple[Any, Any]:
+    import torch
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    torch_dtype = "auto" if dtype == "auto" else getattr(torch, dtype)
+    model = AutoModelForImageTextToText.from_pretrained(path, dtype=torch_dtype).to(device).eval()
+    return model, AutoProcessor.from_pretrained(path)
+
+
+def _answer(args: argparse.Namespace, config: AdaptTokenConfig) -> int:
+    model, processor = _load_model(args.model, args.device, args.dtype)
+    return _run(args, config, model, processor, args.video, args.question, args.options)
+
+
+def _demo(args: argparse.Namespace, config: AdaptTokenConfig) -> int:
+    from .demo import DEMO_BUDGET, DEMO_OPTIONS, DEMO_QUESTION, demo_model_and_processor, write_demo_video
+
+    if args.cfg_budget is None:  # the demo video has 2,048 visual tokens: the library default keeps them all
+        config = config.replace(budget=DEMO_BUDGET)
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    video = write_demo_video(out / "demo.mp4")
+    model, processor = demo_model_and_processor()
+    if args.trace is None:
+        args.trace = str(out / "trace.json")
+    return _run(args, config, model, processor, str(video), DEMO_QUESTION, DEMO_OPTIONS)
+
+
+def _run(args, config, model, processor, video, question, options) -> int:
+    from rich.console import Console
+    from rich.progress import Progress
+
+    from .pipeline import Pipeline
+
+    console = Console()
+    pipe = Pipeline(model, processor, config, backend=args.backend)
+    with Progress(console=console, transient=True, disable=args.quiet) as progress:
+        task = progress.add_task("groups", total=None)
+
+        def on_group(group, num_groups):
+            progress.update(task, total=num_groups, advance=1)
+
+        answer = pipe.answer(video, question, options, max_new_tokens=args.max_new_tokens, on_group=on_group)
+    console.print(trace_table(answer.trace))
+    console.print(f"[bold]answer:[/bold] {answer.letter or '-'}   [dim]reply: {answer.text!r}[/dim]")
+    if args.trace:
+        answer.trace.save(args.trace)
+        console.print(f"trace written to {args.trace}")
+    return 0
+
+
+def trace_table(trace: Any) -> Any:
+    """A rich table: one row per group (frames, entropy, budget, kept), then the seconds per stage."""
+    from rich.table import Table
+
+    table = Table(title=f"{trace.selector}: kept {trace.kept_tokens} of {trace.total_tokens} visual tokens, "
+                        f"{trace.groups_visited}/{len(trace.groups)} groups visited")
+    for column in ("group", "frames", "first..last frame", "entropy", "budget", "tokens kept"):
+        table.add_column(column, justify="right")
+    for g in trace.groups:
+        table.add_row(
+            str(g.group_id), str(len(g.frames)), f"{g.frames[0]}..{g.frames[-1]}",
+            "-" if g.entropy is None else f"{g.entropy:.3f}",
+            "-" if g.budget is None else str(g.budget), str(g.kept),
+        )
+    table.caption = "seconds: " + ", ".join(f"{k} {v:.3f}" for k, v in trace.seconds.items())
+    return table
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,139 @@
+"""The streaming path: answer a question about a video file too long to preprocess at once.
+
+Frames are sampled by fps / max_frames, decoded at the model's resolution group by group (never the
+whole video), encoded, scored and dropped; only the candidate tokens' features are kept until the
+final pass.
+
+    pipe = Pipeline(model, processor, AdaptTokenConfig(selector="adapttoken-lite", budget=4096))
+    ans = pipe.answer("video.mp4", "What is cut in half?", options=["tomato", "cucumber", "bread", "cheese"])
+    ans.letter, ans.text, ans.trace
+"""
+
+from __future__ import annotations
+
+import re
+import string
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .adapters.base import PromptParts, adapter_for
+from .config import AdaptTokenConfig
+from .errors import NoVideoError, UnsupportedInputError
+from .layout import GroupEvidence, VideoLayout
+from .stage import check_entropy_inputs, resolve_scoring_layer, run_stage
+from .trace import Trace
+from .video import FrameReader, sample_frame_indices
+
+OPTION_INSTRUCTION = "Answer with the option's letter from the given choices directly."
+
+
+@dataclass
+class Answer:
+    """The model's answer. `letter` is the chosen option letter (None for open questions or when
+    the reply names no valid letter); `text` the decoded reply; `trace` what the stage did."""
+
+    letter: str | None
+    text: str
+    trace: Trace
+
+
+def format_question(question: str, options: Sequence[str] | None) -> str:
+    """The multiple-choice prompt used by lmms-eval's video tasks: question, lettered options, instruction."""
+    if not options:
+        return question
+    letters = string.ascii_uppercase
+    if len(options) > len(letters):
+        raise UnsupportedInputError(f"at most {len(letters)} options are supported, got {len(options)}")
+    lines = [question, *(f"{letters[i]}. {opt}" for i, opt in enumerate(options)), OPTION_INSTRUCTION]
+    return "\n".join(lines)
+
+
+def parse_letter(text: str, num_options: int) -> str | None:
+    """First standalone option letter in the reply ("B", "(B)", "B. bread"), else None."""
+    valid = string.ascii_uppercase[:num_options]
+    match = re.search(rf"(?<![A-Za-z])([{valid}])(?![a-z])", text.strip())
+    return match.group(1) if match else None
+
+
+class Pipeline:
+    """Streaming AdaptToken over video files for one model and its processor."""
+
+    def __init__(self, model: Any, processor: Any, config: AdaptTokenConfig | dict | None = None,
+                 backend: str = "auto") -> None:
+        self.model = model
+        self.processor = processor
+        self.config = AdaptTokenConfig.coerce(config)
+        self.adapter = adapter_for(model)
+        resolve_scoring_layer(self.adapter, self.config)
+        self.backend = backend
+
+    def prompt_parts(self, text: str) -> PromptParts:
+        """Token ids around the video for a user message holding the video then `text`."""
+        messages = [{"role": "user", "content": [{"type": "video"}, {"type": "text", "text": text}]}]
+        rendered = self.processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+        ids = torch.tensor(self.processor.tokenizer(rendered, add_special_tokens=False)["input_ids"])
+        where = (ids == self.adapter.video_token_id).nonzero().flatten()
+        if len(where) != 1:
+            raise NoVideoError(f"the chat template produced {len(where)} video placeholders; expected exactly 1")
+        return PromptParts(ids[: int(where[0])], ids[int(where[0]) + 1:])
+
+    def option_token_ids(self, num_options: int) -> list[int]:
+        letters = string.ascii_uppercase[:num_options]
+        return [self.processor.tokenizer.convert_tokens_to_ids(letter) for letter in letters]
+
+    def answer(
+        self,
+        video: str | Path,
+        question: str,
+        options: Sequence[str] | None = None,
+        max_new_tokens: int = 16,
+        on_group: Callable[[GroupEvidence, int], None] | None = None,
+    ) -> Answer:
+        """Answer `question` about the video file `video` (options make it multiple choice, A, B, ...).
+
+        `on_group(group, num_groups)` is called after each group pass (progress reporting).
+        Raises VideoReadError / EmptyVideoError for unreadable or empty videos, OptionsRequiredError
+        when the configured entropy needs options and none are given.
+        """
+        cfg = self.config
+        option_ids = self.option_token_ids(len(options)) if options else None
+        check_entropy_inputs(cfg, option_ids)
+        start = time.perf_counter()
+        with FrameReader(video, backend=self.backend) as probe:
+            info = probe.info
+        indices = sample_frame_indices(info, cfg.fps, cfg.max_frames, multiple_of=self.adapter.frames_per_unit)
+        height, width = self.adapter.frame_size(self.processor, info.height, info.width, cfg.max_pixels)
+        merge = self.adapter.patch_size * self.adapter.merge
+        sampled_fps = min(cfg.fps, len(indices) / info.duration) if info.duration > 0 else cfg.fps
+        layout = VideoLayout(
+            num_units=len(indices) // self.adapter.frames_per_unit, grid_h=height // merge, grid_w=width // merge,
+            frames_per_unit=self.adapter.frames_per_unit,
+            time_interval=self.adapter.seconds_per_unit(sampled_fps) * self.adapter.tokens_per_second,
+            frame_indices=tuple(int(i) for i in indices),
+        )
+        prompt = self.prompt_parts(format_question(question, options))
+        setup_seconds = time.perf_counter() - start
+
+        with FrameReader(video, backend=self.backend, size=(height, width)) as reader:
+            fpu = layout.frames_per_unit
+
+            def pixels_for(units: torch.Tensor) -> dict[str, Any]:
+                wanted = [int(indices[u * fpu + j]) for u in units.tolist() for j in range(fpu)]
+                return self.adapter.frames_to_pixels(self.processor, reader.read(wanted))
+
+            result = run_stage(self.model, self.adapter, cfg, prompt, layout, pixels_for, option_ids, on_group)
+        result.trace.add_seconds("decode", setup_seconds)
+
+        start = time.perf_counter()
+        inputs = self.adapter.model_inputs(prompt, layout, result.token_ids, result.features, cfg.position_rule)
+        with torch.no_grad():
+            out = self.model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False)
+        result.trace.add_seconds("final", time.perf_counter() - start)
+        text = self.processor.tokenizer.decode(out[0, inputs["input_ids"].shape[1]:], skip_special_tokens=True)
+        letter = parse_letter(text, len(options)) if options else None
+        return Answer(letter=letter, text=text.strip(), trace=result.trace)

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Fresh-machine entry point: `bash scripts/dev.sh demo` or `bash scripts/dev.sh test`.
+# Creates .venv (once), installs the pinned torch/torchvision pair first (a CUDA build that also
+# runs on the CPU), then this package with its dev extras, then runs the demo or the test suite.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VENV=${ADAPTTOKEN_VENV:-.venv}
+if [ ! -x "$VENV/bin/python" ]; then
+    python3 -m venv "$VENV"
+fi
+PY="$VENV/bin/python"
+if ! "$PY" -c "import adapttoken_plugin, torch, torchvision, transformers, hypothesis, av" >/dev/null 2>&1; then
+    "$PY" -m pip install -q --upgrade pip
+    "$PY" -m pip install -q -c constraints.txt torch torchvision
+    "$PY" -m pip install -q -c constraints.txt -e ".[dev]"
+fi
+case "${1:-test}" in
+    demo) shift; exec "$VENV/bin/adapttoken" demo "$@" ;;
+    test) shift; exec "$PY" -m pytest -q "$@" ;;
+    *) echo "usage: bash scripts/dev.sh [demo|test] [args...]" >&2; exit 2 ;;
+esac

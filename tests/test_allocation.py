@@ -1,0 +1,62 @@
+import math
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from adapttoken_plugin.allocation import allocate_budget, allocate_equally
+
+entropies = st.floats(min_value=0.0, max_value=12.0, allow_nan=False)
+
+
+@st.composite
+def problems(draw):
+    n = draw(st.integers(1, 12))
+    caps = draw(st.lists(st.integers(0, 500), min_size=n, max_size=n))
+    hs = draw(st.lists(entropies, min_size=n, max_size=n))
+    budget = draw(st.integers(1, 3000))
+    tau = draw(st.floats(min_value=0.05, max_value=50.0))
+    return budget, hs, caps, tau
+
+
+@given(problems())
+@settings(max_examples=300, deadline=None)
+def test_total_is_exact_and_caps_hold(problem):
+    budget, hs, caps, tau = problem
+    alloc = allocate_budget(budget, hs, caps, tau)
+    assert sum(alloc) == min(budget, sum(caps))
+    assert all(0 <= a <= c for a, c in zip(alloc, caps))
+
+
+@given(problems())
+@settings(max_examples=300, deadline=None)
+def test_lower_entropy_never_gets_less_when_caps_are_equal(problem):
+    budget, hs, caps, tau = problem
+    cap = max(caps) or 1
+    alloc = allocate_budget(budget, hs, [cap] * len(hs), tau)
+    for i in range(len(hs)):
+        for j in range(len(hs)):
+            if hs[i] < hs[j]:
+                assert alloc[i] >= alloc[j], (hs, alloc)
+
+
+@given(st.lists(entropies, min_size=2, max_size=10), st.integers(10, 2000))
+@settings(max_examples=200, deadline=None)
+def test_large_tau_gives_an_equal_split(hs, budget):
+    alloc = allocate_budget(budget, hs, [10**6] * len(hs), tau=1e9)
+    assert max(alloc) - min(alloc) <= 1
+    equal = allocate_equally(budget, [10**6] * len(hs))
+    assert max(equal) - min(equal) <= 1 and sum(equal) == budget
+
+
+def test_matches_the_softmax_formula():
+    hs, budget, tau = [0.1, 1.2, 1.4], 1000, 2.0
+    weights = [math.exp(-h / tau) for h in hs]
+    expected = [budget * w / sum(weights) for w in weights]
+    alloc = allocate_budget(budget, hs, [10**6] * 3, tau)
+    assert all(abs(a - e) < 1 for a, e in zip(alloc, expected))
+    assert alloc[0] > alloc[1] > alloc[2]
+
+
+def test_overflow_of_a_capped_group_goes_to_the_others():
+    alloc = allocate_budget(100, [0.0, 5.0, 5.0], [10, 1000, 1000], tau=0.1)
+    assert alloc == [10, 45, 45]
