@@ -76,24 +76,16 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _list() -> int:
-    from rich.console import Console
-    from rich.table import Table
-
-    console = Console()
-    table = Table(title="selectors")
-    table.add_column("name")
-    table.add_column("what it does")
-    for name in SELECTORS.names():
-        table.add_row(name, SELECTORS.meta(name).get("summary", ""))
-    console.print(table)
-    table = Table(title="model adapters")
-    table.add_column("adapter")
-    table.add_column("model classes")
-    table.add_column("notes")
+    """Plain aligned text (greppable, never truncated by the terminal width)."""
+    names = SELECTORS.names()
+    width = max(map(len, names))
+    print("selectors:")
+    for name in names:
+        print(f"  {name:<{width}}  {SELECTORS.meta(name).get('summary', '')}")
+    print("model adapters:")
     for name in ADAPTERS.names():
         meta = ADAPTERS.meta(name)
-        table.add_row(name, ", ".join(meta.get("model_classes", ())), meta.get("summary", ""))
-    console.print(table)
+        print(f"  {name}: {', '.join(meta.get('model_classes', ()))}  ({meta.get('summary', '')})")
     return 0
 
 

@@ -4,11 +4,11 @@ import copy
 
 import pytest
 import torch
-from tiny import LETTERS, VEND, VID, VSTART, qwen2_5_vl, qwen_video_inputs
 
 import adapttoken_plugin as at
 from adapttoken_plugin.adapters.base import adapter_for
 from adapttoken_plugin.scoring import capture_scores
+from tiny import LETTERS, VEND, VID, VSTART, qwen2_5_vl, qwen_video_inputs
 
 TOL = 1e-5
 

@@ -1,0 +1,127 @@
+"""The streaming pipeline on real video files (written with PyAV) and the toy model."""
+
+import numpy as np
+import pytest
+import torch
+
+import adapttoken_plugin as at
+from adapttoken_plugin.pipeline import Pipeline, format_question, parse_letter
+from adapttoken_plugin.toy import toy_model, toy_processor
+from adapttoken_plugin.video import FrameReader, sample_frame_indices, write_video
+
+OPTIONS = ["red", "green", "blue", "yellow"]
+
+
+@pytest.fixture(scope="module")
+def toy():
+    return toy_model(), toy_processor(min_pixels=56 * 56, max_pixels=56 * 84)
+
+
+@pytest.fixture(scope="module")
+def video(tmp_path_factory):
+    path = tmp_path_factory.mktemp("video") / "clip.mp4"
+    rng = np.random.default_rng(0)
+    write_video(path, (rng.integers(0, 255, (60, 90, 3), dtype=np.uint8) for _ in range(48)), fps=8.0)
+    return path
+
+
+def _cfg(**kw):
+    base = dict(fps=4.0, max_frames=64, frames_per_group=4, budget=10**6, position_rule="transformers")
+    return at.AdaptTokenConfig(**{**base, **kw})
+
+
+def test_streaming_full_budget_equals_the_unmodified_model_on_the_whole_clip(toy, video):
+    model, processor = toy
+    pipe = Pipeline(model, processor, _cfg(selector="adapttoken"))
+    ans = pipe.answer(video, "What colour?", OPTIONS, max_new_tokens=6)
+
+    # the same frames, decoded at the same size, through the processor in one piece
+    with FrameReader(video) as probe:
+        info = probe.info
+    indices = sample_frame_indices(info, 4.0, 64, multiple_of=2)
+    height, width = pipe.adapter.frame_size(processor, info.height, info.width, None)
+    with FrameReader(video, size=(height, width)) as reader:
+        frames = reader.read(indices.tolist())
+    messages = [{"role": "user", "content": [{"type": "video"},
+                                             {"type": "text", "text": format_question("What colour?", OPTIONS)}]}]
+    text = processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+    inputs = processor(text=[text], videos=[frames], return_tensors="pt", do_sample_frames=False, do_resize=False,
+                       cap_pixels_per_frame=False, fps=len(indices) / info.duration)
+    ref = model.generate(**inputs, max_new_tokens=6, do_sample=False)
+    ref_text = processor.tokenizer.decode(ref[0, inputs["input_ids"].shape[1]:], skip_special_tokens=True).strip()
+    assert ans.text == ref_text
+    assert ans.trace.kept_tokens == ans.trace.total_tokens == int((inputs["input_ids"] == model.config.video_token_id)
+                                                                  .sum())
+    assert ans.trace.num_frames == len(indices) == 24
+
+
+def test_streaming_selection_sizes_and_trace(toy, video, tmp_path):
+    model, processor = toy
+    ans = Pipeline(model, processor, _cfg(budget=30)).answer(video, "What colour?", OPTIONS)
+    t = ans.trace
+    assert t.kept_tokens == 30 and len(t.kept_token_ids) == 30 and t.groups_visited == len(t.groups) == 6
+    assert sorted(f for g in t.groups for f in g.frames) == sample_frame_indices(
+        FrameReader(video).info, 4.0, 64, multiple_of=2).tolist()
+    assert all(g.entropy is not None and g.budget is not None for g in t.groups)
+    assert sum(g.budget for g in t.groups) == 30
+    assert set(t.seconds) >= {"decode", "vision", "prefill", "scoring", "allocation", "final"}
+    assert all(v >= 0 for v in t.seconds.values()) and t.seconds["prefill"] > 0
+    t.save(tmp_path / "trace.json")
+    import json
+
+    assert json.loads((tmp_path / "trace.json").read_text())["kept_tokens"] == 30
+
+
+def test_lite_with_high_theta_visits_one_group(toy, video):
+    model, processor = toy
+    ans = Pipeline(model, processor, _cfg(selector="adapttoken-lite", theta=100.0, budget=30)).answer(
+        video, "What colour?", OPTIONS)
+    assert ans.trace.groups_visited == 1
+    assert ans.trace.kept_tokens == min(30, ans.trace.groups[0].num_tokens)
+
+
+def test_bad_videos_and_options(toy, tmp_path, video):
+    model, processor = toy
+    pipe = Pipeline(model, processor, _cfg(budget=30))
+    with pytest.raises(at.VideoReadError):
+        pipe.answer(tmp_path / "missing.mp4", "q?", OPTIONS)
+    garbage = tmp_path / "garbage.mp4"
+    garbage.write_text("not a video")
+    with pytest.raises(at.VideoReadError):
+        pipe.answer(garbage, "q?", OPTIONS)
+    with pytest.raises(at.EmptyVideoError):
+        Pipeline(model, processor, _cfg(fps=0.001, max_frames=64)).answer(video, "q?", OPTIONS)
+    with pytest.raises(at.OptionsRequiredError):
+        Pipeline(model, processor, _cfg(entropy_mode="options")).answer(video, "q?", options=None)
+
+
+def test_options_entropy_is_bounded_by_log_of_the_option_count(toy, video):
+    model, processor = toy
+    ans = Pipeline(model, processor, _cfg(entropy_mode="options", budget=30)).answer(video, "q?", OPTIONS[:3])
+    assert all(0 <= g.entropy <= np.log(3) + 1e-6 for g in ans.trace.groups)
+
+
+def test_generated_entropy_mode_runs_group_generation(toy, video):
+    model, processor = toy
+    ans = Pipeline(model, processor, _cfg(entropy_mode="generated", entropy_max_new_tokens=3, budget=30)).answer(
+        video, "Describe.")
+    assert ans.letter is None and ans.trace.kept_tokens == 30
+    assert all(g.entropy >= 0 for g in ans.trace.groups)
+
+
+def test_question_format_and_letter_parsing():
+    prompt = format_question("Which?", ["x", "y"])
+    assert prompt.splitlines() == ["Which?", "A. x", "B. y", "Answer with the option's letter from the given "
+                                   "choices directly."]
+    assert parse_letter("B", 4) == "B" and parse_letter("(C) bread", 4) == "C" and parse_letter("The answer", 4) \
+        is None and parse_letter("E", 4) is None and parse_letter("A. tomato", 2) == "A"
+
+
+def test_unsupported_model_is_refused():
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    text_only = Qwen2ForCausalLM(Qwen2Config(vocab_size=50, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                                             num_attention_heads=2, num_key_value_heads=1))
+    with pytest.raises(at.UnsupportedModelError):
+        Pipeline(text_only, toy_processor())
+    assert torch.is_tensor(text_only.lm_head.weight)
