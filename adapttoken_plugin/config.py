@@ -20,6 +20,7 @@ SCORE_REDUCTIONS = ("max", "mean")
 ENTROPY_MODES = ("first_token", "options", "generated")
 POSITION_RULES = ("original", "transformers")
 FEATURE_STORES = ("cpu", "device")
+FRAME_CACHES = ("memory", "disk", "off")
 
 
 @dataclass
@@ -50,6 +51,10 @@ class AdaptTokenConfig:
             as the model was trained) or `transformers` (what the installed transformers computes).
         feature_store: where the candidate features kept from the group passes wait for the final
             pass: `cpu` (bounded GPU memory) or `device` (the model's device; no transfers).
+        frame_cache: how the streaming pipeline reads frames: `memory` decodes the sampled frames once,
+            in order, into RAM at the model's resolution (uint8, frames x H x W x 3 bytes); `disk` does the
+            same into a temporary memory-mapped file; `off` decodes each group's frames on demand
+            (least memory, but every group seeks across the whole video).
         seed: seed of the `random` selector.
     """
 
@@ -72,6 +77,7 @@ class AdaptTokenConfig:
     dedup_window: int = 8
     position_rule: str = "original"
     feature_store: str = "cpu"
+    frame_cache: str = "memory"
     seed: int = 0
     extra: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
@@ -104,6 +110,7 @@ class AdaptTokenConfig:
                "a finite number >= 1")
         _check(self.dedup_window >= 0, "dedup_window", self.dedup_window, "an integer >= 0 (frame units)")
         _check(self.position_rule in POSITION_RULES, "position_rule", self.position_rule, f"one of {POSITION_RULES}")
+        _check(self.frame_cache in FRAME_CACHES, "frame_cache", self.frame_cache, f"one of {FRAME_CACHES}")
         _check(self.feature_store in FEATURE_STORES, "feature_store", self.feature_store, f"one of {FEATURE_STORES}")
 
     @classmethod

@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import re
 import string
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from .adapters.base import PromptParts, adapter_for
@@ -58,6 +60,53 @@ def parse_letter(text: str, num_options: int) -> str | None:
     valid = string.ascii_uppercase[:num_options]
     match = re.search(rf"(?<![A-Za-z])([{valid}])(?![a-z])", text.strip())
     return match.group(1) if match else None
+
+
+class SampledFrames:
+    """The sampled frames of one video, by sample position, read per `frame_cache` mode.
+
+    `memory` / `disk`: one sequential pass decodes every sampled frame into a uint8 array (RAM or a
+    temporary memory-mapped file); decoders read in order far faster than they seek, and interleaved
+    groups would otherwise seek across the whole video once per group. `off`: decode on demand.
+    """
+
+    def __init__(self, reader: FrameReader, indices: np.ndarray, mode: str, chunk: int = 256) -> None:
+        self.reader, self.indices, self.cache = reader, np.asarray(indices), None
+        self._tmp: tempfile.TemporaryDirectory | None = None
+        self.fill_seconds = 0.0
+        if mode == "off":
+            return
+        start = time.perf_counter()
+        first = reader.read(self.indices[:chunk])
+        shape = (len(self.indices), *first.shape[1:])
+        if mode == "disk":
+            self._tmp = tempfile.TemporaryDirectory(prefix="adapttoken-frames-")
+            self.cache = np.lib.format.open_memmap(Path(self._tmp.name) / "frames.npy", mode="w+", dtype=np.uint8,
+                                                   shape=shape)
+        else:
+            self.cache = np.empty(shape, dtype=np.uint8)
+        self.cache[: len(first)] = first
+        for s in range(chunk, len(self.indices), chunk):
+            self.cache[s:s + chunk] = reader.read(self.indices[s:s + chunk])
+        self.fill_seconds = time.perf_counter() - start
+
+    def get(self, positions: np.ndarray) -> np.ndarray:
+        """Frames (len(positions), H, W, 3) uint8 at sample positions (not file indices)."""
+        if self.cache is not None:
+            return np.asarray(self.cache[positions])
+        return self.reader.read(self.indices[positions])
+
+    def close(self) -> None:
+        self.cache = None
+        if self._tmp is not None:
+            self._tmp.cleanup()
+            self._tmp = None
+
+    def __enter__(self) -> SampledFrames:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 class Pipeline:
@@ -119,15 +168,16 @@ class Pipeline:
         prompt = self.prompt_parts(format_question(question, options))
         setup_seconds = time.perf_counter() - start
 
-        with FrameReader(video, backend=self.backend, size=(height, width)) as reader:
+        with FrameReader(video, backend=self.backend, size=(height, width)) as reader, \
+                SampledFrames(reader, indices, cfg.frame_cache) as frames:
             fpu = layout.frames_per_unit
 
             def pixels_for(units: torch.Tensor) -> dict[str, Any]:
-                wanted = [int(indices[u * fpu + j]) for u in units.tolist() for j in range(fpu)]
-                return self.adapter.frames_to_pixels(self.processor, reader.read(wanted))
+                wanted = (units[:, None] * fpu + torch.arange(fpu)[None, :]).flatten().numpy()
+                return self.adapter.frames_to_pixels(self.processor, frames.get(wanted))
 
             result = run_stage(self.model, self.adapter, cfg, prompt, layout, pixels_for, option_ids, on_group)
-        result.trace.add_seconds("decode", setup_seconds)
+        result.trace.add_seconds("decode", setup_seconds + frames.fill_seconds)
 
         start = time.perf_counter()
         inputs = self.adapter.model_inputs(prompt, layout, result.token_ids, result.features, cfg.position_rule)

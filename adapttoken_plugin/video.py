@@ -5,7 +5,9 @@ An hour-long video sampled at up to 10,000 frames never fits in memory at native
 the model wants, and returns nothing else. decord and PyAV are imported inside functions so that
 importing this module stays cheap.
 
-Frame indices are positions in presentation order counted from the first frame of the video stream.
+Frame index t means the frame on screen t / fps seconds after the first frame of the video stream
+(fps: the stream's average rate). On a constant-frame-rate file that is simply the t-th frame in
+presentation order; on a variable-frame-rate file both backends map indices to frames the same way.
 """
 
 from __future__ import annotations
@@ -26,6 +28,9 @@ BACKENDS = ("auto", "decord", "pyav")
 # Seconds before the reported end where the frame-count probe starts decoding; any keyframe interval
 # longer than this only makes the probe decode one more group of pictures.
 _PROBE_MARGIN_S = 1.0
+# Rounding of a time (in frame units) to a frame index: a timestamp half-way between two frames goes up
+# in both backends even though decord gives float32 seconds (off by up to ~0.007 frame after an hour)
+_HALF_UP = 0.51
 # Guess of the keyframe interval (frames) until one has been seen; x264's default is 250.
 _DEFAULT_GOP = 250
 
@@ -35,8 +40,8 @@ class VideoInfo:
     """What a `FrameReader` knows about a video file.
 
     path: the file.
-    num_frames: frames that can be read, indices 0..num_frames-1. Never more than the container
-        reports, and lowered to the frames that actually decode when the end of the file is broken.
+    num_frames: frames that can be read, indices 0..num_frames-1: up to the last frame that actually
+        decodes, which is fewer than the container claims when its end is broken or its count is wrong.
     fps: native (average) frame rate, frames per second of video time.
     width, height: native frame size in pixels, before any resize.
     """
@@ -164,7 +169,7 @@ class FrameReader:
         impl = self._open()
         idx = np.asarray(indices)
         if idx.ndim != 1:
-            idx = idx.reshape(-1)
+            raise TypeError(f"frame indices must be a 1-D sequence of integers, got shape {idx.shape}")
         if idx.size and idx.dtype.kind not in "iu":
             raise TypeError(f"frame indices must be integers, got an array of {idx.dtype}")
         idx = idx.astype(np.int64, copy=False)
@@ -319,7 +324,7 @@ class _DecordBackend:
             seconds = np.asarray(self._reader.get_frame_timestamp(np.arange(count))[:, 0], dtype=np.float64)
         except Exception:
             return None
-        slots = np.maximum.accumulate(np.floor((seconds - seconds[0]) * fps + 0.5).astype(np.int64))
+        slots = np.maximum.accumulate(np.floor((seconds - seconds[0]) * fps + _HALF_UP).astype(np.int64))
         if slots[-1] == count - 1 and (np.diff(slots) == 1).all():
             return None
         return slots
@@ -467,7 +472,7 @@ class _PyAVBackend:
         """
         end_s = self._reported_end_s()
         if end_s is None:
-            return self._last_index_from(None) + 1
+            return (self._last_index_from(None) or 0) + 1
         last = self._last_index_from(max(0.0, end_s - _PROBE_MARGIN_S))
         if last is not None:
             return last + 1
@@ -482,11 +487,12 @@ class _PyAVBackend:
         return (last if last is not None else 0) + 1  # the first frame decoded when the file was opened
 
     def _last_index_from(self, start_s: float | None) -> int | None:
-        """Decode from the keyframe before `start_s` (None: from the start) to the end; the last index seen."""
-        if start_s is None:
+        """Decode from the keyframe before `start_s` (None: from the start) to the end; the last index seen.
+
+        A file that cannot seek is decoded from the start: slow, but the count stays right.
+        """
+        if start_s is None or not self._seek_seconds(start_s):
             self._open_container()
-        elif not self._seek_seconds(start_s):
-            return None
         last = None
         while (decoded := self._next_decoded()) is not None:
             last = decoded.index if last is None else max(last, decoded.index)
@@ -528,7 +534,7 @@ class _PyAVBackend:
         if frame is None:
             return None
         if frame.pts is not None and self._time_base > 0:
-            index = math.floor((frame.pts - self._origin) * self._time_base * self._fps + 0.5)
+            index = math.floor((frame.pts - self._origin) * self._time_base * self._fps + _HALF_UP)
         else:  # no timestamp: assume it follows the previous frame
             index = self._last_index + 1
         self._last_index = index

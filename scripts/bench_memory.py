@@ -1,5 +1,9 @@
 """Peak memory and time: the streaming pipeline vs the unmodified model given the whole video at once.
 
+Modes: `pipeline` (AdaptToken, frame_cache=memory: sampled frames decoded once into RAM),
+`pipeline-off` (frame_cache=off: each group decoded on demand, least memory) and `one-piece` (the
+unmodified model on the whole clip through its processor).
+
 Each measurement runs in a fresh subprocess (peak RSS is per process) on the tiny toy model, so the
 numbers isolate what the *input handling* costs: decoded frames, pixel tensors, visual features and
 activations. Prints a markdown table and writes JSON.
@@ -46,7 +50,7 @@ def make_video(path: Path, frames: int) -> Path:
 
 
 def worker(mode: str, video: str, frames: int, budget: int) -> dict:
-    """One measurement in this process: `pipeline` (streaming AdaptToken) or `one-piece` (unmodified model)."""
+    """One measurement in this process (see the module docstring for the modes)."""
     import torch
 
     from adapttoken_plugin import AdaptTokenConfig, Pipeline
@@ -56,11 +60,12 @@ def worker(mode: str, video: str, frames: int, budget: int) -> dict:
     torch.set_num_threads(2)
     model = toy_model()
     processor = toy_processor(min_pixels=FRAME_SIDE**2, max_pixels=FRAME_SIDE**2)
-    config = AdaptTokenConfig(fps=VIDEO_FPS, max_frames=frames, budget=budget, frames_per_group=64)
+    config = AdaptTokenConfig(fps=VIDEO_FPS, max_frames=frames, budget=budget, frames_per_group=64,
+                              frame_cache="off" if mode == "pipeline-off" else "memory")
     question = "What colour is the square?"
     base = rss_mb()
     start = time.perf_counter()
-    if mode == "pipeline":
+    if mode.startswith("pipeline"):
         answer = Pipeline(model, processor, config).answer(video, question, ["red", "green", "blue", "yellow"])
         extra = {"kept_tokens": answer.trace.kept_tokens, "total_tokens": answer.trace.total_tokens,
                  "groups": len(answer.trace.groups), "seconds_by_stage": answer.trace.seconds}
@@ -98,7 +103,7 @@ def main() -> None:
     rows = []
     for frames in args.frames:
         video = make_video(cache / f"noise_{frames}.mp4", frames)
-        for mode in ("pipeline", "one-piece"):
+        for mode in ("pipeline", "pipeline-off", "one-piece"):
             proc = subprocess.run([sys.executable, __file__, "--worker", mode, str(video), str(frames),
                                    str(args.budget)], capture_output=True, text=True)
             if proc.returncode != 0:

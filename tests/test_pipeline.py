@@ -125,3 +125,12 @@ def test_unsupported_model_is_refused():
     with pytest.raises(at.UnsupportedModelError):
         Pipeline(text_only, toy_processor())
     assert torch.is_tensor(text_only.lm_head.weight)
+
+
+def test_frame_cache_modes_give_identical_selections(toy, video):
+    model, processor = toy
+    results = {}
+    for mode in ("memory", "disk", "off"):
+        ans = Pipeline(model, processor, _cfg(budget=30, frame_cache=mode)).answer(video, "What colour?", OPTIONS)
+        results[mode] = (ans.trace.kept_token_ids, [g.entropy for g in ans.trace.groups], ans.text)
+    assert results["memory"] == results["disk"] == results["off"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import struct
+from fractions import Fraction
 
 import av
 import numpy as np
@@ -140,6 +141,39 @@ def test_backends_agree_on_info(tmp_path):
         assert (d.info.num_frames, d.info.fps, d.info.width, d.info.height) == (23, 12.5, 52, 36)
         assert d.info == p.info
         assert decode_indices(d.read([0, 11, 22])) == decode_indices(p.read([0, 11, 22])) == [0, 11, 22]
+
+
+def test_variable_frame_rate_index_is_the_frame_on_screen(tmp_path):
+    # index t means the frame shown at t / fps; decord numbers frames by position, so without the
+    # timestamp mapping the two backends would disagree after the first long frame
+    path = tmp_path / "vfr.mkv"
+    steps_ms = [100, 300, 100, 200, 100, 100, 300, 200, 100, 100] * 3
+    pts_ms = np.concatenate([[0], np.cumsum(steps_ms)[:-1]]).tolist()
+    container = av.open(str(path), mode="w")
+    stream = container.add_stream("libx264", rate=10)
+    stream.width, stream.height, stream.pix_fmt = W, H, "yuv420p"
+    stream.codec_context.time_base = Fraction(1, 1000)
+    stream.options = {"crf": "10", "g": "5"}
+    for i, pts in enumerate(pts_ms):
+        frame = av.VideoFrame.from_ndarray(index_frame(i), format="rgb24")
+        frame.pts, frame.time_base = pts, Fraction(1, 1000)
+        for packet in stream.encode(frame):
+            container.mux(packet)
+    for packet in stream.encode():
+        container.mux(packet)
+    container.close()
+
+    infos, frames = [], []
+    for name in ["pyav", "decord"] if _has_decord() else ["pyav"]:
+        with FrameReader(path, backend=name) as reader:
+            infos.append(reader.info)
+            frames.append(decode_indices(reader.read(range(reader.info.num_frames))))
+    info = infos[0]
+    assert all(other == info for other in infos)
+    assert info.num_frames == round(pts_ms[-1] / 1000 * info.fps) + 1 > len(pts_ms)
+    shown_at = [t / info.fps * 1000 for t in range(info.num_frames)]  # ms
+    on_screen = [max(i for i, pts in enumerate(pts_ms) if pts <= ms + 1) for ms in shown_at]
+    assert all(got == on_screen for got in frames)
 
 
 def test_auto_backend_reads(video):
