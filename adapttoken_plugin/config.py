@@ -20,7 +20,8 @@ SCORE_REDUCTIONS = ("max", "mean")
 ENTROPY_MODES = ("first_token", "options", "generated")
 POSITION_RULES = ("original", "transformers")
 FEATURE_STORES = ("cpu", "device")
-FRAME_CACHES = ("memory", "disk", "off")
+FRAME_CACHES = ("auto", "memory", "disk", "off")
+FRAME_CACHE_AUTO_LIMIT = 2 * 2**30  # bytes of decoded frames `auto` keeps in RAM before it uses `disk`
 
 
 @dataclass
@@ -54,7 +55,8 @@ class AdaptTokenConfig:
         frame_cache: how the streaming pipeline reads frames: `memory` decodes the sampled frames once,
             in order, into RAM at the model's resolution (uint8, frames x H x W x 3 bytes); `disk` does the
             same into a temporary memory-mapped file; `off` decodes each group's frames on demand
-            (least memory, but every group seeks across the whole video).
+            (least memory, but every group seeks across the whole video); `auto` is `memory` up to
+            2 GiB of frames, else `disk`.
         seed: seed of the `random` selector.
     """
 
@@ -77,7 +79,7 @@ class AdaptTokenConfig:
     dedup_window: int = 8
     position_rule: str = "original"
     feature_store: str = "cpu"
-    frame_cache: str = "memory"
+    frame_cache: str = "auto"
     seed: int = 0
     extra: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 

@@ -11,6 +11,7 @@ final pass.
 
 from __future__ import annotations
 
+import math
 import re
 import string
 import tempfile
@@ -24,7 +25,7 @@ import numpy as np
 import torch
 
 from .adapters.base import PromptParts, adapter_for
-from .config import AdaptTokenConfig
+from .config import FRAME_CACHE_AUTO_LIMIT, AdaptTokenConfig
 from .errors import NoVideoError, UnsupportedInputError
 from .layout import GroupEvidence, VideoLayout
 from .stage import check_entropy_inputs, resolve_scoring_layer, run_stage
@@ -68,18 +69,22 @@ class SampledFrames:
     `memory` / `disk`: one sequential pass decodes every sampled frame into a uint8 array (RAM or a
     temporary memory-mapped file); decoders read in order far faster than they seek, and interleaved
     groups would otherwise seek across the whole video once per group. `off`: decode on demand.
+    `auto`: `memory` up to FRAME_CACHE_AUTO_LIMIT bytes of frames, else `disk`. `mode` holds the one used.
     """
 
     def __init__(self, reader: FrameReader, indices: np.ndarray, mode: str, chunk: int = 256) -> None:
         self.reader, self.indices, self.cache = reader, np.asarray(indices), None
         self._tmp: tempfile.TemporaryDirectory | None = None
         self.fill_seconds = 0.0
+        self.mode = mode
         if mode == "off":
             return
         start = time.perf_counter()
         first = reader.read(self.indices[:chunk])
         shape = (len(self.indices), *first.shape[1:])
-        if mode == "disk":
+        if mode == "auto":
+            self.mode = "memory" if math.prod(shape) <= FRAME_CACHE_AUTO_LIMIT else "disk"
+        if self.mode == "disk":
             self._tmp = tempfile.TemporaryDirectory(prefix="adapttoken-frames-")
             self.cache = np.lib.format.open_memmap(Path(self._tmp.name) / "frames.npy", mode="w+", dtype=np.uint8,
                                                    shape=shape)
@@ -178,6 +183,7 @@ class Pipeline:
 
             result = run_stage(self.model, self.adapter, cfg, prompt, layout, pixels_for, option_ids, on_group)
         result.trace.add_seconds("decode", setup_seconds + frames.fill_seconds)
+        result.trace.frame_cache = frames.mode
 
         start = time.perf_counter()
         inputs = self.adapter.model_inputs(prompt, layout, result.token_ids, result.features, cfg.position_rule)

@@ -42,6 +42,7 @@ class Trace:
     groups: list[GroupTrace] = field(default_factory=list)
     kept_token_ids: list[int] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=lambda: dict.fromkeys(STAGES, 0.0))
+    frame_cache: str | None = None  # streaming pipeline only: the frame_cache mode used
 
     @property
     def groups_visited(self) -> int:

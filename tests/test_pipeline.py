@@ -133,4 +133,14 @@ def test_frame_cache_modes_give_identical_selections(toy, video):
     for mode in ("memory", "disk", "off"):
         ans = Pipeline(model, processor, _cfg(budget=30, frame_cache=mode)).answer(video, "What colour?", OPTIONS)
         results[mode] = (ans.trace.kept_token_ids, [g.entropy for g in ans.trace.groups], ans.text)
+        assert ans.trace.frame_cache == mode
     assert results["memory"] == results["disk"] == results["off"]
+
+
+def test_auto_frame_cache_spills_to_disk_above_the_limit(toy, video, monkeypatch):
+    import adapttoken_plugin.pipeline as pipeline_module
+
+    model, processor = toy
+    assert Pipeline(model, processor, _cfg(budget=30)).answer(video, "q?", OPTIONS).trace.frame_cache == "memory"
+    monkeypatch.setattr(pipeline_module, "FRAME_CACHE_AUTO_LIMIT", 1000)
+    assert Pipeline(model, processor, _cfg(budget=30)).answer(video, "q?", OPTIONS).trace.frame_cache == "disk"
