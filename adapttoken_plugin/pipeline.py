@@ -27,7 +27,7 @@ import torch
 from .adapters.base import PromptParts, adapter_for
 from .config import FRAME_CACHE_AUTO_LIMIT, AdaptTokenConfig
 from .errors import NoVideoError, UnsupportedInputError
-from .layout import GroupEvidence, VideoLayout
+from .layout import GroupEvidence
 from .stage import check_entropy_inputs, resolve_scoring_layer, run_stage
 from .trace import Trace
 from .video import FrameReader, sample_frame_indices
@@ -162,14 +162,9 @@ class Pipeline:
             info = probe.info
         indices = sample_frame_indices(info, cfg.fps, cfg.max_frames, multiple_of=self.adapter.frames_per_unit)
         height, width = self.adapter.frame_size(self.processor, info.height, info.width, cfg.max_pixels)
-        merge = self.adapter.patch_size * self.adapter.merge
         sampled_fps = min(cfg.fps, len(indices) / info.duration) if info.duration > 0 else cfg.fps
-        layout = VideoLayout(
-            num_units=len(indices) // self.adapter.frames_per_unit, grid_h=height // merge, grid_w=width // merge,
-            frames_per_unit=self.adapter.frames_per_unit,
-            time_interval=self.adapter.seconds_per_unit(sampled_fps) * self.adapter.tokens_per_second,
-            frame_indices=tuple(int(i) for i in indices),
-        )
+        layout = self.adapter.layout_for_frames(len(indices), height, width, sampled_fps,
+                                                tuple(int(i) for i in indices))
         prompt = self.prompt_parts(format_question(question, options))
         setup_seconds = time.perf_counter() - start
 

@@ -26,9 +26,11 @@ class ScoreCapture:
     seconds: float = 0.0
 
 
-def reduce_scores(probs: torch.Tensor, columns: slice, how: str) -> torch.Tensor:
-    """(B, H, n_query, L) attention -> (L_visual,) scores of the key columns `columns` (batch 1),
-    reduced over heads and queries by `max` or `mean`."""
+def reduce_scores(probs: torch.Tensor, columns: slice | torch.Tensor, how: str) -> torch.Tensor:
+    """(B, H, n_query, L) attention -> (N,) scores of the key columns `columns` (a slice or (N,) sequence
+    positions; batch 1), reduced over heads and queries by `max` or `mean`."""
+    if isinstance(columns, torch.Tensor):
+        columns = columns.to(probs.device)
     part = probs[0, :, :, columns]
     flat = part.reshape(-1, part.shape[-1])
     return flat.amax(0) if how == "max" else flat.mean(0)
@@ -36,7 +38,7 @@ def reduce_scores(probs: torch.Tensor, columns: slice, how: str) -> torch.Tensor
 
 @contextmanager
 def capture_scores(
-    adapter: ModelAdapter, layer: int, n_query: int, columns: slice, reduce: str, seq_len: int
+    adapter: ModelAdapter, layer: int, n_query: int, columns: slice | torch.Tensor, reduce: str, seq_len: int
 ) -> Iterator[ScoreCapture]:
     """Record scores at decoder layer `layer` for forward calls whose sequence length is `seq_len`
     (the prefill; decoding steps of a later generate are ignored). The hook is removed on exit."""

@@ -130,8 +130,9 @@ def _group_pass(model, adapter, config, prompt, layout, pixels_for, group, layer
 
     start = time.perf_counter()
     inputs = adapter.model_inputs(prompt, layout, group.token_ids, features, config.position_rule)
-    n_prefix, n_visual = len(prompt.prefix_ids), group.num_tokens
-    with capture_scores(adapter, layer, n_query=len(prompt.suffix_ids), columns=slice(n_prefix, n_prefix + n_visual),
+    n_visual = group.num_tokens
+    columns = adapter.visual_columns(prompt, layout, group.token_ids)
+    with capture_scores(adapter, layer, n_query=len(prompt.suffix_ids), columns=columns,
                         reduce=config.score_reduce, seq_len=inputs["input_ids"].shape[1]) as capture:
         group.entropy = _group_entropy(model, inputs, config, option_ids)
     trace.add_seconds("prefill", time.perf_counter() - start - capture.seconds)

@@ -67,6 +67,16 @@ class ModelAdapter:
         """Encoder inputs for decoded frames (F, H, W, 3) uint8, F a multiple of frames_per_unit."""
         raise NotImplementedError
 
+    def frame_size(self, processor: Any, height: int, width: int, max_pixels: int | None) -> tuple[int, int]:
+        """(height, width) to decode frames at for the streaming pipeline: the processor's own resize rule."""
+        raise NotImplementedError
+
+    def layout_for_frames(
+        self, num_frames: int, height: int, width: int, sampled_fps: float, frame_indices: tuple[int, ...]
+    ) -> VideoLayout:
+        """Token layout of `num_frames` decoded frames of `height` x `width` (a size from `frame_size`)."""
+        raise NotImplementedError
+
     def encode(self, pixel_inputs: dict[str, Any]) -> torch.Tensor:
         """Visual features (N, D) of the units in `pixel_inputs`, in temporal-then-raster order."""
         raise NotImplementedError
@@ -79,6 +89,12 @@ class ModelAdapter:
         visual tokens `token_ids` (ascending global ids) with `features` (N, D), each at the position it
         has in the full video."""
         raise NotImplementedError
+
+    def visual_columns(self, prompt: PromptParts, layout: VideoLayout, token_ids: torch.Tensor) -> torch.Tensor:
+        """(N,) sequence positions of the visual tokens `token_ids` in the sequence `model_inputs` builds.
+        The default: one contiguous run right after the prefix (families that put text between frames override)."""
+        start = len(prompt.prefix_ids)
+        return torch.arange(start, start + len(token_ids))
 
     def attention_rows(
         self, attn: torch.nn.Module, hidden_states: torch.Tensor, position_embeddings: Any, n_query: int

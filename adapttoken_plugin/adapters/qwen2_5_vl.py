@@ -109,8 +109,16 @@ class Qwen2_5_VLAdapter(ModelAdapter):
         return smart_resize(height, width, factor=factor, min_pixels=size.shortest_edge,
                             max_pixels=max_pixels or size.longest_edge)
 
-    def seconds_per_unit(self, frames_per_second: float) -> float:
-        return self.frames_per_unit / frames_per_second
+    def layout_for_frames(
+        self, num_frames: int, height: int, width: int, sampled_fps: float, frame_indices: tuple[int, ...]
+    ) -> VideoLayout:
+        factor = self.patch_size * self.merge
+        seconds_per_unit = torch.tensor(self.frames_per_unit / sampled_fps, dtype=torch.float32)
+        return VideoLayout(
+            num_units=num_frames // self.frames_per_unit, grid_h=height // factor, grid_w=width // factor,
+            frames_per_unit=self.frames_per_unit, time_interval=float(seconds_per_unit * self.tokens_per_second),
+            frame_indices=frame_indices,
+        )
 
     def encode(self, pixel_inputs: dict[str, Any]) -> torch.Tensor:
         visual = self.model.model.visual
