@@ -10,6 +10,7 @@ preprocessed in memory) and the streaming `Pipeline` (frames decoded group by gr
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -25,6 +26,7 @@ from .errors import ConfigError, OptionsRequiredError
 from .layout import GroupEvidence, VideoLayout, interleaved_groups
 from .registry import SELECTORS
 from .scoring import capture_scores
+from .selectors.base import Selector
 from .trace import GroupTrace, Trace
 
 PixelsFor = Callable[[torch.Tensor], dict[str, Any]]
@@ -55,6 +57,15 @@ def check_entropy_inputs(config: AdaptTokenConfig, option_ids: Sequence[int] | N
         )
 
 
+@dataclass
+class Evidence:
+    """What the group passes learnt: every group of the video, the prefix that was visited, the trace so far."""
+
+    groups: list[GroupEvidence]
+    visited: list[GroupEvidence]
+    trace: Trace
+
+
 @torch.no_grad()
 def run_stage(
     model: Any,
@@ -71,10 +82,32 @@ def run_stage(
     `pixels_for(units)` returns the encoder inputs of some frame units; `on_group(group, num_groups)`
     is called after each group pass.
     """
-    check_entropy_inputs(config, option_ids)
     selector = SELECTORS.get(config.selector)(config)
+    evidence = collect_evidence(model, adapter, config, prompt, layout, pixels_for, option_ids, on_group, selector)
+    return finish_selection(adapter, config, layout, evidence, pixels_for, selector)
+
+
+@torch.no_grad()
+def collect_evidence(
+    model: Any,
+    adapter: ModelAdapter,
+    config: AdaptTokenConfig,
+    prompt: PromptParts,
+    layout: VideoLayout,
+    pixels_for: PixelsFor,
+    option_ids: Sequence[int] | None = None,
+    on_group: Callable[[GroupEvidence, int], None] | None = None,
+    selector: Selector | None = None,
+) -> Evidence:
+    """Run the group passes the selector needs (all groups, or until `selector.should_stop`).
+
+    Scores, entropies and the features of each group's best ceil(overselect * budget) tokens do not
+    depend on the budget below that, tau or theta: evidence collected once serves every such setting.
+    """
+    check_entropy_inputs(config, option_ids)
+    selector = selector or SELECTORS.get(config.selector)(config)
     units_per_group = max(1, config.frames_per_group // adapter.frames_per_unit)
-    evidence = [
+    groups = [
         GroupEvidence(g, units, layout.token_ids_of_units(units))
         for g, units in enumerate(interleaved_groups(layout.num_units, units_per_group))
     ]
@@ -82,28 +115,46 @@ def run_stage(
         selector=config.selector, config=config.to_dict(), num_frames=layout.num_units * layout.frames_per_unit,
         num_units=layout.num_units, tokens_per_unit=layout.tokens_per_unit, total_tokens=layout.num_tokens,
     )
-    if selector.needs_group_pass:
-        layer = resolve_scoring_layer(adapter, config)
-        visited: list[GroupEvidence] = []
-        for group in evidence:
-            _group_pass(model, adapter, config, prompt, layout, pixels_for, group, layer, option_ids, trace)
-            visited.append(group)
-            if on_group is not None:
-                on_group(group, len(evidence))
-            if selector.should_stop(visited, len(evidence)):
-                break
-    else:
-        visited = evidence
+    if not selector.needs_group_pass:
+        return Evidence(groups, groups, trace)
+    layer = resolve_scoring_layer(adapter, config)
+    visited: list[GroupEvidence] = []
+    for group in groups:
+        _group_pass(model, adapter, config, prompt, layout, pixels_for, group, layer, option_ids)
+        for stage, seconds in group.seconds.items():
+            trace.add_seconds(stage, seconds)
+        visited.append(group)
+        if on_group is not None:
+            on_group(group, len(groups))
+        if selector.should_stop(visited, len(groups)):
+            break
+    return Evidence(groups, visited, trace)
 
+
+@torch.no_grad()
+def finish_selection(
+    adapter: ModelAdapter,
+    config: AdaptTokenConfig,
+    layout: VideoLayout,
+    evidence: Evidence,
+    pixels_for: PixelsFor,
+    selector: Selector | None = None,
+) -> StageResult:
+    """Select from the evidence and gather the kept tokens' features; the evidence is not modified."""
+    selector = selector or SELECTORS.get(config.selector)(config)
+    trace = dataclasses.replace(evidence.trace, selector=config.selector, config=config.to_dict(), groups=[],
+                                seconds=dict(evidence.trace.seconds))
+    visited = evidence.visited
     start = time.perf_counter()
     selection = selector.select(layout, visited)
     trace.add_seconds("allocation", time.perf_counter() - start)
     kept = selection.kept_token_ids
+    units_per_group = max(1, config.frames_per_group // adapter.frames_per_unit)
     features = _kept_features(adapter, layout, visited, kept, pixels_for, units_per_group, trace)
 
     budgets = dict(zip((g.group_id for g in visited), selection.group_budgets or []))
     visited_ids = {g.group_id for g in visited}
-    for group in evidence:
+    for group in evidence.groups:
         trace.groups.append(GroupTrace(
             group_id=group.group_id,
             frames=[f for u in group.units.tolist() for f in layout.frames_of_unit(u)],
@@ -118,15 +169,15 @@ def run_stage(
     return StageResult(kept, features, trace)
 
 
-def _group_pass(model, adapter, config, prompt, layout, pixels_for, group, layer, option_ids, trace) -> None:
-    """Encode one group, run its prefill, fill `group` with scores, entropy and ranked candidates."""
+def _group_pass(model, adapter, config, prompt, layout, pixels_for, group, layer, option_ids) -> None:
+    """Encode one group, run its prefill, fill `group` with scores, entropy, ranked candidates, seconds."""
     start = time.perf_counter()
     pixels = pixels_for(group.units)
-    trace.add_seconds("decode", time.perf_counter() - start)
+    group.seconds["decode"] = time.perf_counter() - start
 
     start = time.perf_counter()
     features = adapter.encode(pixels)
-    trace.add_seconds("vision", time.perf_counter() - start)
+    group.seconds["vision"] = time.perf_counter() - start
 
     start = time.perf_counter()
     inputs = adapter.model_inputs(prompt, layout, group.token_ids, features, config.position_rule)
@@ -135,8 +186,8 @@ def _group_pass(model, adapter, config, prompt, layout, pixels_for, group, layer
     with capture_scores(adapter, layer, n_query=len(prompt.suffix_ids), columns=columns,
                         reduce=config.score_reduce, seq_len=inputs["input_ids"].shape[1]) as capture:
         group.entropy = _group_entropy(model, inputs, config, option_ids)
-    trace.add_seconds("prefill", time.perf_counter() - start - capture.seconds)
-    trace.add_seconds("scoring", capture.seconds)
+    group.seconds["prefill"] = time.perf_counter() - start - capture.seconds
+    group.seconds["scoring"] = capture.seconds
     if capture.scores is None:
         raise RuntimeError(f"the scoring hook on layer {layer} did not fire during the group prefill")
 
