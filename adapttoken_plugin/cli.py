@@ -45,7 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
     answer.add_argument("--dtype", default="auto", help="model dtype: auto, float32, bfloat16, float16")
     _add_common(answer)
 
-    demo = sub.add_parser("demo", help="run `answer` on a bundled toy video with a bundled tiny model (no download)")
+    demo = sub.add_parser("demo", help="answer a needle question about a generated 1,024-frame video with the "
+                          "bundled trained toy model (no download); writes a trace and an HTML report")
     demo.add_argument("--out", default="runs/demo", help="folder for the demo video and trace (default: runs/demo)")
     _add_common(demo)
 
@@ -57,6 +58,7 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--backend", default="auto", choices=("auto", "decord", "pyav"), help="video decoder")
     parser.add_argument("--max-new-tokens", type=int, default=16)
     parser.add_argument("--trace", default=None, help="write the trace as JSON to this file")
+    parser.add_argument("--report", default=None, help="write an HTML report (groups, kept tokens on frames) here")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     _add_config_flags(parser)
 
@@ -104,18 +106,22 @@ def _answer(args: argparse.Namespace, config: AdaptTokenConfig) -> int:
 
 
 def _demo(args: argparse.Namespace, config: AdaptTokenConfig) -> int:
-    from .demo import DEMO_BUDGET, DEMO_OPTIONS, DEMO_QUESTION, demo_model_and_processor, write_demo_video
+    from .demo import DEMO_SETTINGS, demo_model_and_processor, demo_question, write_demo_video
 
-    if args.cfg_budget is None:  # the demo video has 2,048 visual tokens: the library default keeps them all
-        config = config.replace(budget=DEMO_BUDGET)
-
+    # the demo's own settings, unless given on the command line
+    given = {f.name for f in _CONFIG_FIELDS if getattr(args, f"cfg_{f.name}") is not None}
+    config = config.replace(**{k: v for k, v in DEMO_SETTINGS.items() if k not in given})
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    video = write_demo_video(out / "demo.mp4")
+    question = demo_question()
+    video = write_demo_video(out / f"needle_s{question.seed}_f{question.num_frames}.mp4")
     model, processor = demo_model_and_processor()
-    if args.trace is None:
-        args.trace = str(out / "trace.json")
-    return _run(args, config, model, processor, str(video), DEMO_QUESTION, DEMO_OPTIONS)
+    args.trace = args.trace or str(out / "trace.json")
+    args.report = args.report or str(out / "report.html")
+    code = _run(args, config, model, processor, str(video), question.question, question.options)
+    print(f"expected answer: {question.answer_letter} ({question.colour}; needle at frames "
+          f"{question.needle_frames[0]}..{question.needle_frames[-1]})")
+    return code
 
 
 def _run(args, config, model, processor, video, question, options) -> int:
@@ -138,6 +144,12 @@ def _run(args, config, model, processor, video, question, options) -> int:
     if args.trace:
         answer.trace.save(args.trace)
         console.print(f"trace written to {args.trace}")
+    if args.report:
+        from .report import write_report
+
+        write_report(args.report, answer.trace, video, title=f"adapttoken: {question}",
+                     answer=f"{answer.letter or '-'} ({answer.text!r})", backend=args.backend)
+        console.print(f"report written to {args.report}")
     return 0
 
 

@@ -16,7 +16,8 @@ import re
 import string
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,8 +28,8 @@ import torch
 from .adapters.base import PromptParts, adapter_for
 from .config import FRAME_CACHE_AUTO_LIMIT, AdaptTokenConfig
 from .errors import NoVideoError, UnsupportedInputError
-from .layout import GroupEvidence
-from .stage import check_entropy_inputs, resolve_scoring_layer, run_stage
+from .layout import GroupEvidence, VideoLayout
+from .stage import StageResult, check_entropy_inputs, resolve_scoring_layer, run_stage
 from .trace import Trace
 from .video import FrameReader, sample_frame_indices
 
@@ -114,6 +115,19 @@ class SampledFrames:
         self.close()
 
 
+@dataclass
+class VideoSession:
+    """An opened video: its token layout and `pixels_for(units)` (encoder inputs of some frame units).
+
+    `setup_seconds` covers probing, sampling and filling the frame cache."""
+
+    layout: VideoLayout
+    pixels_for: Callable[[torch.Tensor], dict[str, Any]]
+    frame_cache: str
+    setup_seconds: float
+    frame_size: tuple[int, int]
+
+
 class Pipeline:
     """Streaming AdaptToken over video files for one model and its processor."""
 
@@ -140,6 +154,44 @@ class Pipeline:
         letters = string.ascii_uppercase[:num_options]
         return [self.processor.tokenizer.convert_tokens_to_ids(letter) for letter in letters]
 
+    @contextmanager
+    def open_video(self, video: str | Path) -> Iterator[VideoSession]:
+        """Sample, size and (per `frame_cache`) decode one video; yields what the stage needs.
+
+        Raises VideoReadError / EmptyVideoError for unreadable or empty videos.
+        """
+        cfg = self.config
+        start = time.perf_counter()
+        with FrameReader(video, backend=self.backend) as probe:
+            info = probe.info
+        indices = sample_frame_indices(info, cfg.fps, cfg.max_frames, multiple_of=self.adapter.frames_per_unit)
+        height, width = self.adapter.frame_size(self.processor, info.height, info.width, cfg.max_pixels)
+        sampled_fps = min(cfg.fps, len(indices) / info.duration) if info.duration > 0 else cfg.fps
+        layout = self.adapter.layout_for_frames(len(indices), height, width, sampled_fps,
+                                                tuple(int(i) for i in indices))
+        with FrameReader(video, backend=self.backend, size=(height, width)) as reader, \
+                SampledFrames(reader, indices, cfg.frame_cache) as frames:
+            fpu = layout.frames_per_unit
+
+            def pixels_for(units: torch.Tensor) -> dict[str, Any]:
+                wanted = (units[:, None] * fpu + torch.arange(fpu)[None, :]).flatten().numpy()
+                return self.adapter.frames_to_pixels(self.processor, frames.get(wanted))
+
+            yield VideoSession(layout, pixels_for, frames.mode, time.perf_counter() - start, (height, width))
+
+    def generate_answer(self, prompt: PromptParts, layout: VideoLayout, result: StageResult,
+                        options: Sequence[str] | None, max_new_tokens: int) -> Answer:
+        """The final pass: greedy generation from the kept tokens at their full-video positions."""
+        start = time.perf_counter()
+        inputs = self.adapter.model_inputs(prompt, layout, result.token_ids, result.features,
+                                           self.config.position_rule)
+        with torch.no_grad():
+            out = self.model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False)
+        result.trace.add_seconds("final", time.perf_counter() - start)
+        text = self.processor.tokenizer.decode(out[0, inputs["input_ids"].shape[1]:], skip_special_tokens=True)
+        letter = parse_letter(text, len(options)) if options else None
+        return Answer(letter=letter, text=text.strip(), trace=result.trace)
+
     def answer(
         self,
         video: str | Path,
@@ -154,37 +206,13 @@ class Pipeline:
         Raises VideoReadError / EmptyVideoError for unreadable or empty videos, OptionsRequiredError
         when the configured entropy needs options and none are given.
         """
-        cfg = self.config
         option_ids = self.option_token_ids(len(options)) if options else None
-        check_entropy_inputs(cfg, option_ids)
-        start = time.perf_counter()
-        with FrameReader(video, backend=self.backend) as probe:
-            info = probe.info
-        indices = sample_frame_indices(info, cfg.fps, cfg.max_frames, multiple_of=self.adapter.frames_per_unit)
-        height, width = self.adapter.frame_size(self.processor, info.height, info.width, cfg.max_pixels)
-        sampled_fps = min(cfg.fps, len(indices) / info.duration) if info.duration > 0 else cfg.fps
-        layout = self.adapter.layout_for_frames(len(indices), height, width, sampled_fps,
-                                                tuple(int(i) for i in indices))
+        check_entropy_inputs(self.config, option_ids)
         prompt = self.prompt_parts(format_question(question, options))
-        setup_seconds = time.perf_counter() - start
-
-        with FrameReader(video, backend=self.backend, size=(height, width)) as reader, \
-                SampledFrames(reader, indices, cfg.frame_cache) as frames:
-            fpu = layout.frames_per_unit
-
-            def pixels_for(units: torch.Tensor) -> dict[str, Any]:
-                wanted = (units[:, None] * fpu + torch.arange(fpu)[None, :]).flatten().numpy()
-                return self.adapter.frames_to_pixels(self.processor, frames.get(wanted))
-
-            result = run_stage(self.model, self.adapter, cfg, prompt, layout, pixels_for, option_ids, on_group)
-        result.trace.add_seconds("decode", setup_seconds + frames.fill_seconds)
-        result.trace.frame_cache = frames.mode
-
-        start = time.perf_counter()
-        inputs = self.adapter.model_inputs(prompt, layout, result.token_ids, result.features, cfg.position_rule)
-        with torch.no_grad():
-            out = self.model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False)
-        result.trace.add_seconds("final", time.perf_counter() - start)
-        text = self.processor.tokenizer.decode(out[0, inputs["input_ids"].shape[1]:], skip_special_tokens=True)
-        letter = parse_letter(text, len(options)) if options else None
-        return Answer(letter=letter, text=text.strip(), trace=result.trace)
+        with self.open_video(video) as session:
+            result = run_stage(self.model, self.adapter, self.config, prompt, session.layout, session.pixels_for,
+                               option_ids, on_group)
+        result.trace.add_seconds("decode", session.setup_seconds)
+        result.trace.frame_cache = session.frame_cache
+        result.trace.frame_size = list(session.frame_size)
+        return self.generate_answer(prompt, session.layout, result, options, max_new_tokens)

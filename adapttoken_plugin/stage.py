@@ -114,6 +114,7 @@ def collect_evidence(
     trace = Trace(
         selector=config.selector, config=config.to_dict(), num_frames=layout.num_units * layout.frames_per_unit,
         num_units=layout.num_units, tokens_per_unit=layout.tokens_per_unit, total_tokens=layout.num_tokens,
+        grid_w=layout.grid_w, frame_indices=None if layout.frame_indices is None else list(layout.frame_indices),
     )
     if not selector.needs_group_pass:
         return Evidence(groups, groups, trace)

@@ -6,7 +6,10 @@ text encodes, one token per byte) plus Qwen's special tokens; the weights are ra
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
+
+NEEDLE_MODEL_DIR = Path(__file__).parent / "assets" / "needle-toy"
 
 SPECIAL_TOKENS = ["<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>", "<|image_pad|>", "<|video_pad|>"]
 
@@ -77,3 +80,17 @@ def toy_model(seed: int = 0, **config_kwargs: Any) -> Any:
     model = Qwen2_5_VLForConditionalGeneration(toy_config(**config_kwargs)).eval()
     model.set_attn_implementation("sdpa")
     return model
+
+
+def load_needle_model(path: str | Path = NEEDLE_MODEL_DIR) -> tuple[Any, Any]:
+    """The bundled trained toy model (made by scripts/train_toy_model.py) and its processor; no network."""
+    from transformers import AutoProcessor, Qwen2_5_VLForConditionalGeneration
+
+    from .errors import AdaptTokenError
+
+    path = Path(path)
+    if not (path / "config.json").exists():
+        raise AdaptTokenError(f"no trained toy model at {path}; run scripts/train_toy_model.py to make it")
+    model = Qwen2_5_VLForConditionalGeneration.from_pretrained(path).eval()
+    model.set_attn_implementation("sdpa")
+    return model, AutoProcessor.from_pretrained(path)

@@ -42,6 +42,9 @@ class Trace:
     groups: list[GroupTrace] = field(default_factory=list)
     kept_token_ids: list[int] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=lambda: dict.fromkeys(STAGES, 0.0))
+    grid_w: int = 1  # visual tokens per row of a frame unit (cell c sits at row c // grid_w)
+    frame_indices: list[int] | None = None  # source-file index of each sampled frame, when known
+    frame_size: list[int] | None = None  # (height, width) frames were decoded at (streaming pipeline)
     frame_cache: str | None = None  # streaming pipeline only: the frame_cache mode used
 
     @property

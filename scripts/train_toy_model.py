@@ -33,7 +33,7 @@ from adapttoken_plugin.adapters.base import adapter_for
 from adapttoken_plugin.layout import VideoLayout
 from adapttoken_plugin.needle import OPTION_RGB, OPTIONS, QUESTION, VIDEO_FPS, render_frame
 from adapttoken_plugin.pipeline import Pipeline, format_question
-from adapttoken_plugin.toy import toy_model, toy_processor
+from adapttoken_plugin.toy import NEEDLE_MODEL_DIR, toy_model, toy_processor
 
 SIDE = 56  # frame side: 2 x 2 visual tokens per frame pair
 TOKENS_PER_UNIT = 4
@@ -144,10 +144,12 @@ def forward_loss(model, batcher: Batcher, batch: dict) -> tuple[torch.Tensor, to
 
 
 def evaluate(model, batcher: Batcher, batches: int = 12, size: int = 16) -> dict:
-    """Held-out group examples: accuracy with the needle, and entropy with / without it."""
+    """Held-out group examples: accuracy with the needle, entropy with / without it, and entropy per
+    needle colour (a colour the model cannot see sits at ln 4 while its argmax may still look right)."""
     model.eval()
     correct = total = 0
     ent_with, ent_without = [], []
+    per_colour: dict[str, list[float]] = {c: [] for c in OPTIONS}
     with torch.no_grad():
         for _ in range(batches):
             batch = batcher.batch(size)
@@ -164,14 +166,17 @@ def evaluate(model, batcher: Batcher, batches: int = 12, size: int = 16) -> dict
             total += int(has.sum())
             ent_with += entropy[has].tolist()
             ent_without += entropy[~has].tolist()
+            for i in has.nonzero().flatten().tolist():
+                per_colour[OPTIONS[int(batch["targets"][i].argmax())]].append(float(entropy[i]))
     model.train()
     return {"accuracy_with_needle": correct / max(1, total), "entropy_with_needle": float(np.mean(ent_with)),
-            "entropy_without_needle": float(np.mean(ent_without)), "examples": total + len(ent_without)}
+            "entropy_without_needle": float(np.mean(ent_without)), "examples": total + len(ent_without),
+            "entropy_by_colour": {c: round(float(np.mean(v)), 3) if v else None for c, v in per_colour.items()}}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--steps", type=int, default=2500)
+    parser.add_argument("--steps", type=int, default=4000)
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--seed", type=int, default=0)
@@ -181,7 +186,7 @@ def main() -> None:
     parser.add_argument("--distractor-rate", type=float, default=0.15)
     parser.add_argument("--curriculum", type=float, default=0.5,
                         help="fraction of the steps over which examples grow from 1 to 32 frame pairs")
-    parser.add_argument("--out", default=str(Path(__file__).resolve().parents[1] / "adapttoken_plugin/assets/needle-toy"))
+    parser.add_argument("--out", default=str(NEEDLE_MODEL_DIR))
     args = parser.parse_args()
 
     torch.set_num_threads(args.threads)
@@ -205,7 +210,7 @@ def main() -> None:
         opt.step()
         sched.step()
         if step % 250 == 0 or step == args.steps:
-            metrics = {"step": step, "loss": float(loss), "seconds": time.perf_counter() - start,
+            metrics = {"step": step, "loss": loss.item(), "seconds": time.perf_counter() - start,
                        **evaluate(model, held_out, batches=4)}
             log.append(metrics)
             print(json.dumps(metrics), flush=True)

@@ -23,13 +23,22 @@ def test_every_config_field_is_a_flag():
             assert f"--{f.name.replace('_', '-')}" in help_text
 
 
-def test_demo_runs_end_to_end_and_writes_the_trace(tmp_path, capsys):
+def test_demo_runs_end_to_end_and_writes_trace_and_report(tmp_path, capsys):
+    from adapttoken_plugin.demo import demo_question
+
     assert main(["demo", "--out", str(tmp_path), "--quiet", "--selector", "adapttoken-lite", "--theta", "0"]) == 0
     out = capsys.readouterr().out
     trace = json.loads((tmp_path / "trace.json").read_text())
-    assert trace["kept_tokens"] == 256 and trace["selector"] == "adapttoken-lite"
-    assert trace["num_frames"] == 256 and len(trace["groups"]) == 4
-    assert "answer:" in out and "entropy" in out and (tmp_path / "demo.mp4").exists()
+    assert trace["kept_tokens"] == 128 and trace["selector"] == "adapttoken-lite"
+    assert trace["num_frames"] == 1024 and len(trace["groups"]) == 16
+    assert trace["groups_visited"] == 16  # theta 0: no group is that confident, so Lite visits all
+    assert "answer:" in out and "entropy" in out and any(tmp_path.glob("needle_*.mp4"))
+    assert f"expected answer: {demo_question().answer_letter}" in out
+    page = (tmp_path / "report.html").read_text()
+    kept_units = {t // trace["tokens_per_unit"] for t in trace["kept_token_ids"]}
+    figures = min(64, len(kept_units))
+    assert page.count("<figure>") == figures == page.count("data:image/png;base64,")
+    assert figures <= page.count("class='tok'") <= trace["kept_tokens"]
 
 
 def test_bad_settings_exit_with_a_message(tmp_path, capsys):

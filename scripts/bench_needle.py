@@ -1,0 +1,225 @@
+"""Needle benchmark: does selection find the evidence? Accuracy, time, groups visited and memory.
+
+For every question (synthetic needle videos written as mp4 and decoded like user videos) the group
+passes run once; every selector and budget then selects from that evidence and runs its own final
+pass (scores, entropies and candidate features do not depend on the budget, tau or theta). Seconds
+per question are composed from what was measured: video setup + the group passes the selector
+needs (all groups; Lite: the groups until it stops; none for full/uniform/random/oracle) +
+its selection, feature gathering and final pass. The `oracle` is given the needle's frames.
+
+    python scripts/bench_needle.py                                   # 210 questions, bundled toy model
+    python scripts/bench_needle.py --questions 30 --lengths 256 1024 --out runs/needle_small
+
+Writes <out>/results.json (every run), <out>/summary.json, <out>/table.md and <out>/needle.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import torch
+
+from adapttoken_plugin import SELECTORS, AdaptTokenConfig
+from adapttoken_plugin.layout import GroupEvidence, Selection, VideoLayout
+from adapttoken_plugin.needle import VIDEO_FPS, NeedleQuestion, question_set, write_video_file
+from adapttoken_plugin.pipeline import Pipeline, format_question
+from adapttoken_plugin.selectors.base import Selector
+from adapttoken_plugin.stage import Evidence, collect_evidence, finish_selection
+
+SELECTORS_RUN = ("full", "uniform", "random", "attention-topk", "adapttoken", "adapttoken-lite", "oracle")
+
+
+class OracleSelector(Selector):
+    """Upper bound: every token of the frame units that hold the needle, then evenly spaced units."""
+
+    needs_group_pass = False
+
+    def __init__(self, config: AdaptTokenConfig, needle_units: list[int]) -> None:
+        super().__init__(config)
+        self.needle_units = needle_units
+
+    def select(self, layout: VideoLayout, groups: list[GroupEvidence]) -> Selection:
+        needle = layout.token_ids_of_units(torch.tensor(self.needle_units))
+        others = SELECTORS.get("uniform")(self.config).select(layout, groups).kept_token_ids
+        others = others[~torch.isin(others, needle)]
+        kept = torch.cat([needle, others])[: self.config.budget]
+        return Selection(torch.sort(kept).values, None)
+
+
+def load_model(path: str | None):
+    from adapttoken_plugin.toy import load_needle_model
+
+    if path is None:
+        return load_needle_model()
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    return AutoModelForImageTextToText.from_pretrained(path).eval(), AutoProcessor.from_pretrained(path)
+
+
+def run_question(model, processor, q: NeedleQuestion, video: Path, fractions, selectors) -> list[dict]:
+    base = AdaptTokenConfig(fps=VIDEO_FPS, max_frames=q.num_frames, frames_per_group=64, selector="adapttoken")
+    pipe = Pipeline(model, processor, base)
+    prompt = pipe.prompt_parts(format_question(q.question, q.options))
+    rows = []
+    with pipe.open_video(video) as session:
+        layout = session.layout
+        total = layout.num_tokens
+        budgets = {f: max(1, total // f) for f in fractions}
+        evidence = collect_evidence(model, pipe.adapter, base.replace(budget=max(budgets.values())), prompt, layout,
+                                    session.pixels_for)
+        needle_units = sorted({i // layout.frames_per_unit for i, f in enumerate(layout.frame_indices)
+                               if f in set(q.needle_frames)})
+        for name in selectors:
+            for fraction, budget in ([(1, total)] if name == "full" else budgets.items()):
+                cfg = base.replace(selector="full" if name == "oracle" else name, budget=budget)
+                selector = (OracleSelector(cfg, needle_units) if name == "oracle" else SELECTORS.get(name)(cfg))
+                visited = _visited(selector, evidence.groups)
+                start = time.perf_counter()
+                result = finish_selection(pipe.adapter, cfg, layout, Evidence(evidence.groups, visited,
+                                                                              evidence.trace), session.pixels_for,
+                                          selector)
+                answer = pipe.generate_answer(prompt, layout, result, q.options, max_new_tokens=4)
+                own = time.perf_counter() - start
+                passes = sum(sum(g.seconds.values()) for g in visited) if selector.needs_group_pass else 0.0
+                kept_needle = int(torch.isin(result.token_ids, layout.token_ids_of_units(
+                    torch.tensor(needle_units))).sum())
+                rows.append({
+                    "seed": q.seed, "frames": q.num_frames, "selector": name, "fraction": fraction,
+                    "budget": budget, "kept": result.trace.kept_tokens, "total_tokens": total,
+                    "correct": answer.letter == q.answer_letter, "letter": answer.letter, "answer": q.answer_letter,
+                    "groups": len(evidence.groups), "groups_visited": len(visited) if selector.needs_group_pass else 0,
+                    "needle_tokens_kept": kept_needle, "seconds": session.setup_seconds + passes + own,
+                })
+    return rows
+
+
+def _visited(selector: Selector, groups: list[GroupEvidence]) -> list[GroupEvidence]:
+    """The groups the selector would have visited (Lite: until it stops)."""
+    if not selector.needs_group_pass:
+        return groups
+    seen = []
+    for g in groups:
+        seen.append(g)
+        if selector.should_stop(seen, len(groups)):
+            break
+    return seen
+
+
+def peak_memory(video: Path, frames: int, budget: int) -> float | None:
+    """Peak RSS over start (MiB) of one streaming AdaptToken answer, in a fresh process."""
+    script = Path(__file__).with_name("bench_memory.py")
+    proc = subprocess.run([sys.executable, str(script), "--worker", "pipeline", str(video), str(frames), str(budget)],
+                          capture_output=True, text=True)
+    if proc.returncode != 0:
+        return None
+    return json.loads(proc.stdout.strip().splitlines()[-1])["peak_over_base_mb"]
+
+
+def summarise(rows: list[dict]) -> list[dict]:
+    cells = defaultdict(list)
+    for r in rows:
+        cells[(r["frames"], r["selector"], r["fraction"])].append(r)
+    out = []
+    for (frames, selector, fraction), rs in sorted(cells.items(), key=lambda kv: (kv[0][0], SELECTORS_RUN.index(
+            kv[0][1]), -kv[0][2])):
+        out.append({
+            "frames": frames, "selector": selector, "fraction": fraction, "budget": rs[0]["budget"],
+            "questions": len(rs), "accuracy": sum(r["correct"] for r in rs) / len(rs),
+            "seconds_per_question": sum(r["seconds"] for r in rs) / len(rs),
+            "groups_visited": sum(r["groups_visited"] for r in rs) / len(rs), "groups": rs[0]["groups"],
+            "needle_found": sum(r["needle_tokens_kept"] > 0 for r in rs) / len(rs),
+        })
+    return out
+
+
+def markdown(summary: list[dict], memory: dict) -> str:
+    lines = ["| frames | selector | budget | accuracy | needle kept | s / question | groups visited | peak MiB |",
+             "|---|---|---|---|---|---|---|---|"]
+    for s in summary:
+        budget = "all" if s["selector"] == "full" else f"1/{s['fraction']} ({s['budget']})"
+        visited = f"{s['groups_visited']:.1f} / {s['groups']}" if s["groups_visited"] else "-"
+        mem = memory.get(str(s["frames"])) if s["selector"] == "adapttoken" and s["fraction"] == 16 else None
+        lines.append(f"| {s['frames']} | {s['selector']} | {budget} | {s['accuracy']:.2f} | {s['needle_found']:.2f} "
+                     f"| {s['seconds_per_question']:.2f} | {visited} | {'-' if mem is None else f'{mem:.0f}'} |")
+    return "\n".join(lines)
+
+
+def plot(summary: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    lengths = sorted({s["frames"] for s in summary})
+    fig, axes = plt.subplots(2, len(lengths), figsize=(4.5 * len(lengths), 7), squeeze=False)
+    for col, frames in enumerate(lengths):
+        for name in SELECTORS_RUN:
+            pts = sorted((1 / s["fraction"], s["accuracy"], s["seconds_per_question"]) for s in summary
+                         if s["frames"] == frames and s["selector"] == name)
+            if not pts:
+                continue
+            if name == "full":
+                axes[0][col].axhline(pts[0][1], ls="--", color="grey", label="full")
+                axes[1][col].axhline(pts[0][2], ls="--", color="grey", label="full")
+                continue
+            x = [p[0] for p in pts]
+            axes[0][col].plot(x, [p[1] for p in pts], marker="o", label=name)
+            axes[1][col].plot(x, [p[2] for p in pts], marker="o", label=name)
+        axes[0][col].set(title=f"{frames} frames", xscale="log", xlabel="budget (fraction of visual tokens)",
+                         ylabel="accuracy", ylim=(0, 1.05))
+        axes[1][col].set(xscale="log", xlabel="budget (fraction of visual tokens)", ylabel="seconds / question")
+    axes[0][0].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default=None, help="model directory (default: the bundled needle toy model)")
+    parser.add_argument("--questions", type=int, default=210)
+    parser.add_argument("--lengths", type=int, nargs="+", default=[256, 1024, 4096], help="frames per video")
+    parser.add_argument("--fractions", type=int, nargs="+", default=[32, 16, 8], help="budget = tokens / F")
+    parser.add_argument("--selectors", nargs="+", default=list(SELECTORS_RUN), choices=SELECTORS_RUN)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", default="runs/needle")
+    parser.add_argument("--videos", default="runs/needle_videos", help="cache folder of the generated videos")
+    parser.add_argument("--no-memory", action="store_true", help="skip the per-length peak-memory runs")
+    args = parser.parse_args()
+
+    torch.set_num_threads(2)
+    model, processor = load_model(args.model)
+    questions = question_set(args.questions, tuple(args.lengths), seed=args.seed)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    rows = []
+    started = time.perf_counter()
+    for i, q in enumerate(questions, 1):
+        video = write_video_file(q, Path(args.videos) / f"needle_s{q.seed}_f{q.num_frames}.mp4")
+        rows += run_question(model, processor, q, video, args.fractions, args.selectors)
+        if i % 10 == 0 or i == len(questions):
+            print(f"{i}/{len(questions)} questions, {time.perf_counter() - started:.0f} s", file=sys.stderr)
+    summary = summarise(rows)
+    memory = {}
+    if not args.no_memory:
+        for frames in args.lengths:
+            q = next(q for q in questions if q.num_frames == frames)
+            video = Path(args.videos) / f"needle_s{q.seed}_f{q.num_frames}.mp4"
+            memory[str(frames)] = peak_memory(video, frames, budget=max(1, frames // 2 * 4 // 16))
+    table = markdown(summary, memory)
+    print(table)
+    (out / "results.json").write_text(json.dumps(rows, indent=0))
+    (out / "summary.json").write_text(json.dumps({"summary": summary, "peak_memory_mib": memory,
+                                                  "questions": args.questions, "lengths": args.lengths}, indent=1))
+    (out / "table.md").write_text(table + "\n")
+    plot(summary, out / "needle.png")
+    print(f"\nwritten: {out}/results.json, summary.json, table.md, needle.png", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
