@@ -107,20 +107,31 @@ def _select(model: Any, kwargs: dict[str, Any]) -> tuple[dict[str, Any], torch.T
     return kwargs, original_ids
 
 
-def _generate(model: Any, original: Any, *args: Any, **kwargs: Any) -> Any:
-    if args:
-        kwargs["input_ids"] = args[0]
-        if len(args) > 1:
-            raise UnsupportedInputError("pass generate's arguments by keyword when the selector stage is enabled")
+def _selected_call(model: Any, original: Any, name: str, args: tuple, kwargs: dict[str, Any]) -> tuple[Any, Any]:
+    """Run `original` on the kept tokens when the call carries a video; returns (output, caller's input_ids),
+    or (output, None) for a call without a video, passed through untouched."""
     if kwargs.get("pixel_values_videos") is None:
         kwargs.pop("adapttoken_option_ids", None)
-        return original(**kwargs)
+        return original(*args, **kwargs), None
+    if len(args) > 1:
+        raise UnsupportedInputError(f"pass {name}'s arguments by keyword when the selector stage is enabled")
+    if args:
+        kwargs["input_ids"] = args[0]
+    if kwargs.get("labels") is not None:
+        raise UnsupportedInputError("labels are not supported with the selector stage (the sequence is shortened)")
     kwargs, original_ids = _select(model, kwargs)
     start = time.perf_counter()
     out = original(**kwargs)
     model.adapttoken_trace.add_seconds("final", time.perf_counter() - start)
+    return out, (original_ids, kwargs["input_ids"].shape[1])
+
+
+def _generate(model: Any, original: Any, *args: Any, **kwargs: Any) -> Any:
+    out, selected = _selected_call(model, original, "generate", args, kwargs)
+    if selected is None:
+        return out
     # Callers slice the answer off by their own prompt length: give them their prompt back in front.
-    prompt_len = kwargs["input_ids"].shape[1]
+    original_ids, prompt_len = selected
     if isinstance(out, torch.Tensor):
         return torch.cat([original_ids.to(out.device), out[:, prompt_len:]], dim=1)
     out.sequences = torch.cat([original_ids.to(out.sequences.device), out.sequences[:, prompt_len:]], dim=1)
@@ -128,16 +139,4 @@ def _generate(model: Any, original: Any, *args: Any, **kwargs: Any) -> Any:
 
 
 def _forward(model: Any, original: Any, *args: Any, **kwargs: Any) -> Any:
-    if args:
-        kwargs["input_ids"] = args[0]
-        if len(args) > 1:
-            raise UnsupportedInputError("pass forward's arguments by keyword when the selector stage is enabled")
-    if kwargs.get("pixel_values_videos") is None:
-        return original(**kwargs)
-    if kwargs.get("labels") is not None:
-        raise UnsupportedInputError("labels are not supported with the selector stage (the sequence is shortened)")
-    kwargs, _ = _select(model, kwargs)
-    start = time.perf_counter()
-    out = original(**kwargs)
-    model.adapttoken_trace.add_seconds("final", time.perf_counter() - start)
-    return out
+    return _selected_call(model, original, "forward", args, kwargs)[0]

@@ -220,3 +220,13 @@ def test_unsupported_model_and_bad_settings_leave_the_model_untouched(model):
     with pytest.raises(at.ConfigError, match="budget"):
         at.enable(model, {"budget": 0})
     assert not at.is_enabled(model) and "generate" not in model.__dict__
+
+
+def test_calls_without_video_pass_through_with_positional_arguments(model):
+    ids = torch.tensor([[5, 6, 7, 8]])
+    ref = model(ids, torch.ones_like(ids)).logits
+    at.enable(model, at.AdaptTokenConfig(budget=5))
+    assert torch.equal(model(ids, torch.ones_like(ids)).logits, ref)
+    assert torch.equal(model.generate(ids, max_new_tokens=3, do_sample=False),
+                       type(model).generate(model, ids, max_new_tokens=3, do_sample=False))
+    assert model.adapttoken_trace is None  # nothing was selected
