@@ -21,7 +21,7 @@ import numpy as np
 OPTIONS = ("red", "green", "blue", "yellow")
 LETTERS = ("A", "B", "C", "D")
 QUESTION = "What colour was the large shape that appeared briefly?"
-OPTION_RGB = {"red": (230, 30, 30), "green": (30, 200, 40), "blue": (40, 60, 235), "yellow": (235, 220, 30)}
+OPTION_RGB = {"red": (235, 20, 20), "green": (20, 210, 20), "blue": (30, 50, 245), "yellow": (240, 230, 20)}
 # colours of needle-like distractor shapes: never an answer
 DISTRACTOR_RGB = ((200, 40, 200), (40, 210, 210), (240, 140, 30), (235, 235, 235))
 FRAME_SIDE = 56
@@ -90,18 +90,27 @@ def _shape_mask(shape: str, centre: tuple[float, float], radius: float, side: in
 
 def render_frame(rng: np.random.Generator, needle_rgb: tuple[int, int, int] | None, shape: str,
                  distractor: bool, t: int, side: int = FRAME_SIDE) -> np.ndarray:
-    """One (side, side, 3) uint8 frame: noise texture, a drifting grey shape, maybe a large coloured shape."""
-    base = rng.integers(20, 110, (1, 1, 3))
-    frame = np.clip(base + rng.normal(0, 25, (side, side, 3)), 0, 255)
+    """One (side, side, 3) uint8 frame: dim tinted noise, a drifting grey shape, maybe a large coloured shape."""
+    base = rng.integers(20, 110) + rng.integers(-15, 16, (1, 1, 3))
+    frame = np.clip(base + rng.normal(0, 20, (side, side, 3)), 0, 255)
     grey = _shape_mask(("square", "disc", "diamond")[t % 3], ((t * 2) % side, (t * 3) % side), side / 8, side)
     frame[grey] = rng.integers(90, 170)
+    frame = frame.astype(np.uint8)
     if needle_rgb is not None or distractor:
         colour = needle_rgb if needle_rgb is not None else DISTRACTOR_RGB[int(rng.integers(0, len(DISTRACTOR_RGB)))]
-        radius = side * rng.uniform(0.25, 0.36)
-        centre = rng.uniform(radius, side - radius, 2)
-        mask = _shape_mask(shape, tuple(centre), radius, side)
-        frame[mask] = np.asarray(colour) + rng.normal(0, 8, (int(mask.sum()), 3))
-    return np.clip(frame, 0, 255).astype(np.uint8)
+        frame = overlay_shape(frame, rng, colour, shape)
+    return frame
+
+
+def overlay_shape(frame: np.ndarray, rng: np.random.Generator, rgb: tuple[int, int, int], shape: str) -> np.ndarray:
+    """A copy of `frame` with a large shape (a quarter to a third of the side in radius) in colour `rgb`."""
+    side = frame.shape[0]
+    radius = side * rng.uniform(0.25, 0.36)
+    centre = rng.uniform(radius, side - radius, 2)
+    mask = _shape_mask(shape, tuple(centre), radius, side)
+    out = frame.astype(float)
+    out[mask] = np.asarray(rgb) + rng.normal(0, 8, (int(mask.sum()), 3))
+    return np.clip(out, 0, 255).astype(np.uint8)
 
 
 def iter_frames(q: NeedleQuestion, side: int = FRAME_SIDE) -> Iterator[np.ndarray]:

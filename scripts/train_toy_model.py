@@ -7,10 +7,14 @@ the largest video position):
   to ~5,000 pairs), all of its tokens;
 - *sparse* examples: a few frame pairs from anywhere in a virtual video, some of their tokens
   (what a final pass after selection sees).
-Half hold the needle (a large shape in an option colour); the target is then the option letter.
-Without it the target is uniform over the four letters, so the model is confident only when it sees
-the evidence (entropy near 0 with the needle, near ln 4 = 1.386 without). The letter is followed by
-<|im_end|> so generation stops.
+Examples come in minimal pairs: the same frames with and without the needle (a large shape in an
+option colour over one or two frame pairs, sometimes over one frame of a pair only). With it the
+target is the option letter; without it the target is uniform over the four letters, so the model
+is confident only when it sees the evidence (entropy near 0 with the needle, near ln 4 = 1.386
+without). The pairs matter: without
+them the colour learnt last stays confused with "no needle", its letter becoming the default guess,
+a shortcut the loss then barely penalises (seen here: red never learnt in 4,000 steps, twice).
+The letter is followed by <|im_end|> so generation stops.
 
     python scripts/train_toy_model.py                       # writes adapttoken_plugin/assets/needle-toy
     python scripts/train_toy_model.py --steps 200 --out /tmp/toy   # a quick run
@@ -31,7 +35,7 @@ import torch
 
 from adapttoken_plugin.adapters.base import adapter_for
 from adapttoken_plugin.layout import VideoLayout
-from adapttoken_plugin.needle import OPTION_RGB, OPTIONS, QUESTION, VIDEO_FPS, render_frame
+from adapttoken_plugin.needle import OPTION_RGB, OPTIONS, QUESTION, VIDEO_FPS, overlay_shape, render_frame
 from adapttoken_plugin.pipeline import Pipeline, format_question
 from adapttoken_plugin.toy import NEEDLE_MODEL_DIR, toy_model, toy_processor
 
@@ -54,14 +58,14 @@ class Batcher:
         self.distractor_rate = distractor_rate
         self.interval = 2.0 / VIDEO_FPS * self.adapter.tokens_per_second
 
-    def _frames(self, needle: str | None, shape: str, n: int, t0: int) -> list[np.ndarray]:
-        rgb = OPTION_RGB[needle] if needle else None
-        return [render_frame(self.rng, rgb, shape if needle else SHAPES[int(self.rng.integers(3))],
-                             needle is None and self.rng.random() < self.distractor_rate, t0 + k, SIDE)
-                for k in range(n)]
+    def _frames(self, n: int, t0: int) -> list[np.ndarray]:
+        """Distractor-only frames (noise, grey shapes, needle-like shapes in non-option colours)."""
+        return [render_frame(self.rng, None, SHAPES[int(self.rng.integers(3))],
+                             self.rng.random() < self.distractor_rate, t0 + k, SIDE) for k in range(n)]
 
-    def batch(self, size: int, needle_rate: float = 0.5, max_units: int = 32):
-        """`max_units` (frame pairs per example) grows during training: a curriculum from single pairs."""
+    def batch(self, size: int, max_units: int = 32):
+        """`size` // 2 minimal pairs: an example with the needle and the same frames without it.
+        `max_units` (frame pairs per example) grows during training: a curriculum from single pairs."""
         rng = self.rng
         kind = "group" if rng.random() < 0.6 else "sparse"
         if kind == "group":
@@ -71,7 +75,7 @@ class Batcher:
             n_units = int(rng.integers(1, max_units + 1))
             n_keep = int(rng.integers(n_units, n_units * TOKENS_PER_UNIT + 1))
         pixels, grids, plans = [], [], []
-        for _ in range(size):
+        for _ in range(size // 2):
             if kind == "group":
                 stride = int(math.exp(rng.uniform(0, math.log(160))))
                 total = stride * n_units + int(rng.integers(0, stride))
@@ -79,30 +83,33 @@ class Batcher:
             else:
                 total = max(n_units, int(math.exp(rng.uniform(math.log(16), math.log(5000)))))
                 units = np.sort(rng.choice(total, n_units, replace=False))
-            colour = OPTIONS[int(rng.integers(4))] if rng.random() < needle_rate else None
-            needle_units = set()
-            if colour:
-                first = int(rng.integers(n_units))
-                needle_units = {first} | ({first + 1} if kind == "sparse" and first + 1 < n_units
-                                          and rng.random() < 0.5 else set())
+            colour = OPTIONS[int(rng.integers(4))]
+            first = int(rng.integers(n_units))
+            needle_units = {first} | ({first + 1} if kind == "sparse" and first + 1 < n_units
+                                      and rng.random() < 0.5 else set())
             shape = SHAPES[int(rng.integers(3))]
-            frames = []
-            for j, u in enumerate(units):
-                frames += self._frames(colour if j in needle_units else None, shape, 2, int(u) * 2)
-            pixels.append(self.adapter.frames_to_pixels(self.processor, np.stack(frames)))
-            grids.append(pixels[-1]["video_grid_thw"])
-            # tokens to keep: the needle's first (all of them), then random others up to n_keep
+            plain = [f for u in units for f in self._frames(2, int(u) * 2)]
+            # a needle event can start or end inside a frame pair: then only one of its two frames shows it
+            needle_frames = {2 * j + k for j in needle_units for k in (0, 1)}
+            if rng.random() < 0.4:
+                needle_frames.discard(2 * min(needle_units) + int(rng.integers(2)))
+            with_needle = [overlay_shape(f, rng, OPTION_RGB[colour], shape) if i in needle_frames else f
+                           for i, f in enumerate(plain)]
+            # tokens to keep: the needle's first (all of them), then random others up to n_keep; same for the twin
             local = np.arange(n_units * TOKENS_PER_UNIT)
             is_needle = np.isin(local // TOKENS_PER_UNIT, list(needle_units))
             order = np.concatenate([rng.permutation(local[is_needle]), rng.permutation(local[~is_needle])])
             keep = np.sort(order[:n_keep])
-            plans.append((units, total, keep, colour))
+            for frames, target_colour in ((with_needle, colour), (plain, None)):
+                pixels.append(self.adapter.frames_to_pixels(self.processor, np.stack(frames)))
+                grids.append(pixels[-1]["video_grid_thw"])
+                plans.append((units, total, keep, target_colour))
         feats = self.adapter.encode({
             "pixel_values_videos": torch.cat([p["pixel_values_videos"] for p in pixels]),
             "video_grid_thw": torch.cat(grids),
         })
         per_sample = feats.split(n_units * TOKENS_PER_UNIT)
-        ids, positions, kept_feats, targets, answer_ids = [], [], [], [], []
+        ids, positions, kept_feats, targets = [], [], [], []
         for (units, total, keep, colour), f in zip(plans, per_sample):
             layout = VideoLayout(num_units=total, grid_h=2, grid_w=2, frames_per_unit=2, time_interval=self.interval)
             token_ids = torch.as_tensor(units)[keep // TOKENS_PER_UNIT] * TOKENS_PER_UNIT + torch.as_tensor(
@@ -119,7 +126,6 @@ class Batcher:
             positions.append(torch.cat([pos, pos[:, -1:] + 1], 1))
             kept_feats.append(f[torch.as_tensor(keep)])
             targets.append(target)
-            answer_ids.append(answer)
         return {
             "input_ids": torch.stack(ids), "position_ids": torch.stack(positions, 1),
             "features": kept_feats, "targets": torch.stack(targets), "has_needle": torch.tensor(
@@ -177,7 +183,7 @@ def evaluate(model, batcher: Batcher, batches: int = 12, size: int = 16) -> dict
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=4000)
-    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--batch", type=int, default=12)
     parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--hidden", type=int, default=64)
