@@ -3,7 +3,8 @@
 `enable` binds wrappers of `generate` and `forward` to the instance (never the class, so other
 instances and accelerate's per-instance device hooks are untouched); `disable` removes exactly
 those attributes, restoring whatever the instance had before. A wrapped call that carries a video
-(`pixel_values_videos`) runs the selector stage and then the model's own method on the kept tokens;
+(the adapter's `video_input_key`: `pixel_values_videos`; `pixel_values` for InternVL, whose processor
+passes frames as images) runs the selector stage and then the model's own method on the kept tokens;
 any other call passes straight through.
 """
 
@@ -103,14 +104,14 @@ def _select(model: Any, kwargs: dict[str, Any]) -> tuple[dict[str, Any], torch.T
     )
     model.__dict__["adapttoken_trace"] = result.trace
     kwargs.update(state.adapter.model_inputs(prompt, layout, result.token_ids, result.features,
-                                             state.config.position_rule))
+                                             state.config.position_rule, state.config.positions_1d))
     return kwargs, original_ids
 
 
 def _selected_call(model: Any, original: Any, name: str, args: tuple, kwargs: dict[str, Any]) -> tuple[Any, Any]:
     """Run `original` on the kept tokens when the call carries a video; returns (output, caller's input_ids),
     or (output, None) for a call without a video, passed through untouched."""
-    if kwargs.get("pixel_values_videos") is None:
+    if kwargs.get(model.__dict__["_adapttoken_state"].adapter.video_input_key) is None:
         kwargs.pop("adapttoken_option_ids", None)
         return original(*args, **kwargs), None
     if len(args) > 1:

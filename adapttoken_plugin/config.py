@@ -19,6 +19,7 @@ from .errors import ConfigError
 SCORE_REDUCTIONS = ("max", "mean")
 ENTROPY_MODES = ("first_token", "options", "generated")
 POSITION_RULES = ("original", "transformers")
+POSITIONS_1D = ("contiguous", "original")
 FEATURE_STORES = ("cpu", "device")
 FRAME_CACHES = ("auto", "memory", "disk", "off")
 FRAME_CACHE_AUTO_LIMIT = 2 * 2**30  # bytes of decoded frames `auto` keeps in RAM before it uses `disk`
@@ -50,6 +51,10 @@ class AdaptTokenConfig:
         dedup_window: frame units within which two same-cell tokens count as temporally close.
         position_rule: `original` (text after the video starts after the largest video position,
             as the model was trained) or `transformers` (what the installed transformers computes).
+        positions_1d: position ids of the kept tokens in 1-D RoPE families (InternVL, LLaVA):
+            `contiguous` (renumbered 0, 1, 2, ... as the closest prior work does) or `original` (each
+            token's index in the full, unpruned sequence, gaps included; always sent with an
+            attention mask). Qwen families keep their original M-RoPE positions either way.
         feature_store: where the candidate features kept from the group passes wait for the final
             pass: `cpu` (bounded GPU memory) or `device` (the model's device; no transfers).
         frame_cache: how the streaming pipeline reads frames: `memory` decodes the sampled frames once,
@@ -78,6 +83,7 @@ class AdaptTokenConfig:
     dedup: bool = True
     dedup_window: int = 8
     position_rule: str = "original"
+    positions_1d: str = "contiguous"
     feature_store: str = "cpu"
     frame_cache: str = "auto"
     seed: int = 0
@@ -112,6 +118,7 @@ class AdaptTokenConfig:
                "a finite number >= 1")
         _check(self.dedup_window >= 0, "dedup_window", self.dedup_window, "an integer >= 0 (frame units)")
         _check(self.position_rule in POSITION_RULES, "position_rule", self.position_rule, f"one of {POSITION_RULES}")
+        _check(self.positions_1d in POSITIONS_1D, "positions_1d", self.positions_1d, f"one of {POSITIONS_1D}")
         _check(self.frame_cache in FRAME_CACHES, "frame_cache", self.frame_cache, f"one of {FRAME_CACHES}")
         _check(self.feature_store in FEATURE_STORES, "feature_store", self.feature_store, f"one of {FEATURE_STORES}")
 

@@ -27,7 +27,7 @@ import torch
 
 from .adapters.base import PromptParts, adapter_for
 from .config import FRAME_CACHE_AUTO_LIMIT, AdaptTokenConfig
-from .errors import NoVideoError, UnsupportedInputError
+from .errors import NoVideoError, UnsupportedInputError, UnsupportedModelError
 from .layout import GroupEvidence, VideoLayout
 from .stage import StageResult, check_entropy_inputs, resolve_scoring_layer, run_stage
 from .trace import Trace
@@ -137,6 +137,9 @@ class Pipeline:
         self.processor = processor
         self.config = AdaptTokenConfig.coerce(config)
         self.adapter = adapter_for(model)
+        if not self.adapter.supports_streaming:
+            raise UnsupportedModelError(f"the streaming Pipeline does not support {type(model).__name__} yet; "
+                                        "use adapttoken_plugin.enable with the processor's output")
         resolve_scoring_layer(self.adapter, self.config)
         self.backend = backend
 
@@ -184,7 +187,7 @@ class Pipeline:
         """The final pass: greedy generation from the kept tokens at their full-video positions."""
         start = time.perf_counter()
         inputs = self.adapter.model_inputs(prompt, layout, result.token_ids, result.features,
-                                           self.config.position_rule)
+                                           self.config.position_rule, self.config.positions_1d)
         with torch.no_grad():
             out = self.model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False)
         result.trace.add_seconds("final", time.perf_counter() - start)

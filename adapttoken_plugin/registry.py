@@ -79,4 +79,10 @@ SELECTORS = Registry(
         for m in ("full", "uniform", "random", "attention_topk", "adapttoken", "adapttoken_lite")
     ),
 )
-ADAPTERS = Registry("model adapter", builtin_modules=("adapttoken_plugin.adapters.qwen2_5_vl",))
+ADAPTERS = Registry(
+    "model adapter",
+    builtin_modules=tuple(
+        f"adapttoken_plugin.adapters.{m}"
+        for m in ("qwen2_5_vl", "qwen2_vl", "qwen3_vl", "internvl", "llava_onevision", "llava_next_video")
+    ),
+)

@@ -181,7 +181,8 @@ def _group_pass(model, adapter, config, prompt, layout, pixels_for, group, layer
     group.seconds["vision"] = time.perf_counter() - start
 
     start = time.perf_counter()
-    inputs = adapter.model_inputs(prompt, layout, group.token_ids, features, config.position_rule)
+    inputs = adapter.model_inputs(prompt, layout, group.token_ids, features, config.position_rule,
+                                  config.positions_1d)
     n_visual = group.num_tokens
     columns = adapter.visual_columns(prompt, layout, group.token_ids)
     with capture_scores(adapter, layer, n_query=len(prompt.suffix_ids), columns=columns,

@@ -14,7 +14,6 @@ How the upstream class builds its inputs (transformers 5.24, `modeling_qwen2_5_v
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
 import numpy as np
@@ -24,10 +23,7 @@ from transformers.modeling_outputs import BaseModelOutputWithPooling
 from ..errors import NoVideoError, UnsupportedInputError
 from ..layout import VideoLayout
 from ..registry import ADAPTERS
-from .base import ModelAdapter, PromptParts
-
-# keys of the processor output that describe the video; the selection stage replaces all of them
-VIDEO_KEYS = ("pixel_values_videos", "video_grid_thw", "second_per_grid_ts", "mm_token_type_ids")
+from .base import POSITIONS_1D_CONTIGUOUS, ModelAdapter, PromptParts
 
 
 @ADAPTERS.register(
@@ -55,37 +51,27 @@ class Qwen2_5_VLAdapter(ModelAdapter):
         grid = inputs.pop("video_grid_thw", None)
         second_per_grid = inputs.pop("second_per_grid_ts", None)
         inputs.pop("mm_token_type_ids", None)
-        if input_ids is None:
-            raise UnsupportedInputError("the selector stage needs input_ids (inputs_embeds alone is not supported)")
         if inputs.get("pixel_values") is not None:
             raise UnsupportedInputError("images together with a video are not supported by the selector stage")
-        if input_ids.ndim != 2 or input_ids.shape[0] != 1:
-            raise UnsupportedInputError(f"the selector stage runs one prompt at a time; got input_ids of shape "
-                                        f"{tuple(input_ids.shape)}")
-        if attention_mask is not None and not bool(attention_mask.all()):
-            raise UnsupportedInputError("padded prompts are not supported: pass one unpadded prompt")
-        ids = input_ids[0]
-        where = (ids == self.video_token_id).nonzero().flatten()
+        ids = self.check_single_prompt(input_ids, attention_mask)
         if pixels is None or grid is None:
             raise NoVideoError("no video in the inputs: pixel_values_videos and video_grid_thw are required")
-        if len(where) == 0:
-            raise NoVideoError(f"the prompt holds no video placeholder (token id {self.video_token_id}); "
-                               "build it with the processor's chat template and a video entry")
+        runs = self.placeholder_runs(ids)
         if grid.shape[0] != 1:
             raise UnsupportedInputError(f"one video per prompt is supported; got {grid.shape[0]}")
         t, h, w = (int(x) for x in grid[0])
-        start, stop = int(where[0]), int(where[-1]) + 1
-        if stop - start != len(where) or len(where) != t * h * w // self.merge**2:
+        start, stop = int(runs[0, 0]), int(runs[-1, 1])
+        if len(runs) != 1 or stop - start != t * h * w // self.merge**2:
             raise UnsupportedInputError(
                 f"video placeholders must be one contiguous run of {t * h * w // self.merge**2} tokens; "
-                f"found {len(where)} in [{start}, {stop})"
+                f"found {int((runs[:, 1] - runs[:, 0]).sum())} in {len(runs)} run(s) within [{start}, {stop})"
             )
         seconds = 1.0 if second_per_grid is None else second_per_grid[0]
         layout = VideoLayout(
             num_units=t, grid_h=h // self.merge, grid_w=w // self.merge, frames_per_unit=self.frames_per_unit,
             time_interval=float(torch.as_tensor(seconds, dtype=torch.float32) * self.tokens_per_second),
         )
-        return PromptParts(ids[:start].cpu(), ids[stop:].cpu()), layout, pixels
+        return PromptParts(ids[:start], ids[stop:]), layout, pixels
 
     def unit_pixels(self, pixels: torch.Tensor, layout: VideoLayout, units: torch.Tensor) -> dict[str, Any]:
         h, w = layout.grid_h * self.merge, layout.grid_w * self.merge
@@ -153,7 +139,7 @@ class Qwen2_5_VLAdapter(ModelAdapter):
 
     def model_inputs(
         self, prompt: PromptParts, layout: VideoLayout, token_ids: torch.Tensor, features: torch.Tensor,
-        position_rule: str,
+        position_rule: str, positions_1d: str = POSITIONS_1D_CONTIGUOUS,
     ) -> dict[str, Any]:
         placeholders = torch.full((len(token_ids),), self.video_token_id, dtype=prompt.prefix_ids.dtype)
         ids = torch.cat([prompt.prefix_ids, placeholders, prompt.suffix_ids])[None]
@@ -165,21 +151,3 @@ class Qwen2_5_VLAdapter(ModelAdapter):
             "position_ids": positions.to(device),
             "mm_encoder_outputs": {"video": BaseModelOutputWithPooling(pooler_output=(features.to(device),))},
         }
-
-    # --- scoring -------------------------------------------------------------------------------
-    def attention_rows(
-        self, attn: torch.nn.Module, hidden_states: torch.Tensor, position_embeddings: Any, n_query: int
-    ) -> torch.Tensor:
-        batch, length, _ = hidden_states.shape
-        d = attn.head_dim
-        rope = sys.modules[type(attn).__module__].apply_rotary_pos_emb  # the layer's own rotary function
-        cos, sin = position_embeddings
-        q = attn.q_proj(hidden_states[:, -n_query:]).view(batch, n_query, -1, d).transpose(1, 2)
-        k = attn.k_proj(hidden_states).view(batch, length, -1, d).transpose(1, 2)
-        q = rope(q, q, cos[:, -n_query:], sin[:, -n_query:])[0]
-        k = rope(k, k, cos, sin)[0]
-        k = k.repeat_interleave(q.shape[1] // k.shape[1], dim=1)  # grouped-query heads
-        logits = (q.float() @ k.float().transpose(-1, -2)) * attn.scaling
-        query_pos = torch.arange(length - n_query, length, device=logits.device)[:, None]
-        future = torch.arange(length, device=logits.device)[None, :] > query_pos
-        return torch.softmax(logits.masked_fill(future, float("-inf")), dim=-1)

@@ -1,0 +1,134 @@
+"""Qwen3-VL on the unmodified transformers class (>= 5.18).
+
+How the upstream class builds its inputs (transformers 5.24, `modeling_qwen3_vl.py`,
+`processing_qwen3_vl.py`):
+- as in Qwen2.5-VL a unit is a frame pair (temporal patch 2), encoded within itself; patch 16,
+  merge 2, so one token per 32 x 32 px per pair;
+- the processor writes every unit as its own block, `<{t:.1f} seconds>` + `<|vision_start|>` +
+  `<|video_pad|>` x (h * w / 4) + `<|vision_end|>`, t the mean time of the pair's frames (the chat
+  template's own `<|vision_start|>` / `<|vision_end|>` stay around all blocks);
+- `get_video_features` returns `pooler_output` and per-layer `deepstack_features`, which the text
+  model adds to the hidden states at the visual positions after its first layers: both are sliced
+  with the same kept indices. They travel through the selection stage as one feature row
+  [main | deepstack level 0 | level 1 | ...] per token (so de-duplication compares the concatenation);
+- M-RoPE (interleaved): `get_rope_index` splits the grid into one `[1, h, w]` grid per unit; a unit's
+  tokens sit at (p, p + row, p + col) and the next text starts at p + max(h, w), p the running
+  position. Time lives in the timestamp text, so the authors' rule and transformers' agree and
+  `position_rule` changes nothing here.
+
+A unit with no kept token is dropped with its timestamp and its vision_start/end: the sequence stays
+one the processor could have produced for the kept frame pairs, and every remaining token keeps the
+position it has in the full sequence (passed explicitly as (3, 1, L)).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..errors import NoVideoError, UnsupportedInputError, UnsupportedModelError
+from ..layout import VideoLayout
+from ..registry import ADAPTERS
+from .base import POSITIONS_1D_CONTIGUOUS, PromptParts
+from .qwen2_5_vl import Qwen2_5_VLAdapter
+
+
+@ADAPTERS.register(
+    "qwen3_vl",
+    model_classes=("Qwen3VLForConditionalGeneration",),
+    summary="Qwen3-VL (interleaved M-RoPE, frame pairs, timestamp text per pair, DeepStack)",
+)
+class Qwen3VLAdapter(Qwen2_5_VLAdapter):
+    supports_streaming = False  # the per-unit timestamp text needs the processor; use enable() with its output
+
+    def __init__(self, model: Any) -> None:
+        super().__init__(model)
+        self.feature_dim = model.config.vision_config.out_hidden_size
+
+    # --- inputs --------------------------------------------------------------------------------
+    def split_inputs(self, inputs: dict[str, Any]) -> tuple[PromptParts, VideoLayout, torch.Tensor]:
+        input_ids = inputs.pop("input_ids", None)
+        attention_mask = inputs.pop("attention_mask", None)
+        pixels = inputs.pop("pixel_values_videos", None)
+        grid = inputs.pop("video_grid_thw", None)
+        inputs.pop("mm_token_type_ids", None)
+        if inputs.get("pixel_values") is not None:
+            raise UnsupportedInputError("images together with a video are not supported by the selector stage")
+        ids = self.check_single_prompt(input_ids, attention_mask)
+        if pixels is None or grid is None:
+            raise NoVideoError("no video in the inputs: pixel_values_videos and video_grid_thw are required")
+        runs = self.placeholder_runs(ids)
+        if grid.shape[0] != 1:
+            raise UnsupportedInputError(f"one video per prompt is supported; got {grid.shape[0]}")
+        t, h, w = (int(x) for x in grid[0])
+        per_unit = h * w // self.merge**2
+        lengths = runs[:, 1] - runs[:, 0]
+        if len(runs) != t or bool((lengths != per_unit).any()):
+            raise UnsupportedInputError(
+                f"expected {t} blocks of {per_unit} video placeholders (one per frame pair, as the Qwen3-VL "
+                f"processor writes them); found {len(runs)} of {lengths.tolist()}"
+            )
+        prompt, _ = self.unit_text(ids, runs)
+        layout = VideoLayout(num_units=t, grid_h=h // self.merge, grid_w=w // self.merge,
+                             frames_per_unit=self.frames_per_unit)
+        return prompt, layout, pixels
+
+    def frames_to_pixels(self, processor: Any, frames: np.ndarray) -> dict[str, Any]:
+        raise UnsupportedModelError("the streaming Pipeline does not support Qwen3-VL yet (its prompt needs the "
+                                    "processor's per-frame timestamps); use adapttoken_plugin.enable")
+
+    def encode(self, pixel_inputs: dict[str, Any]) -> torch.Tensor:
+        """(N, D * (1 + levels)): each token's features, then its DeepStack features level by level."""
+        visual = self.model.model.visual
+        out = self.model.model.get_video_features(
+            pixel_values_videos=pixel_inputs["pixel_values_videos"].to(visual.device),
+            video_grid_thw=pixel_inputs["video_grid_thw"].to(visual.device),
+        )
+        levels = [torch.cat(level, dim=0) for level in out.deepstack_features]
+        return torch.cat([torch.cat(out.pooler_output, dim=0), *levels], dim=-1)
+
+    # --- sequences -----------------------------------------------------------------------------
+    def positions(
+        self, prompt: PromptParts, layout: VideoLayout, token_ids: torch.Tensor, position_rule: str = "original"
+    ) -> torch.Tensor:
+        """M-RoPE position ids (3, L) of the sequence `kept_sequence` lays out, each token at the position
+        it has in the full sequence. The same under both position rules (see the module docstring)."""
+        full = self.kept_sequence(prompt, layout, token_ids).full_index
+        tpu, advance = layout.tokens_per_unit, max(layout.grid_h, layout.grid_w)
+        index_starts = self.unit_starts(prompt, layout, tpu)  # where each unit starts: in the sequence,
+        position_starts = self.unit_starts(prompt, layout, advance)  # and in position space
+        head_lengths = torch.tensor([len(h) for h in prompt.unit_heads])
+        positions = full.expand(3, -1).clone()  # the prefix: index == position
+        in_units = (full >= index_starts[0]) & (full < index_starts[-1])
+        f = full[in_units]
+        unit = torch.searchsorted(index_starts, f, right=True) - 1
+        offset, head, base = f - index_starts[unit], head_lengths[unit], position_starts[unit]
+        cell = offset - head
+        text = torch.where(cell < tpu, base + offset, base + head + advance + (cell - tpu))  # head, tail
+        visual = cell.clamp(0, tpu - 1)
+        rows = torch.stack([base + head, base + head + visual // layout.grid_w, base + head + visual % layout.grid_w])
+        positions[:, in_units] = torch.where((cell >= 0) & (cell < tpu), rows, text.expand(3, -1))
+        after = full >= index_starts[-1]
+        positions[:, after] = full[after] - index_starts[-1] + position_starts[-1]
+        return positions
+
+    def model_inputs(
+        self, prompt: PromptParts, layout: VideoLayout, token_ids: torch.Tensor, features: torch.Tensor,
+        position_rule: str, positions_1d: str = POSITIONS_1D_CONTIGUOUS,
+    ) -> dict[str, Any]:
+        from transformers.models.qwen3_vl.modeling_qwen3_vl import BaseModelOutputWithDeepstackFeatures
+
+        ids = self.kept_sequence(prompt, layout, token_ids).input_ids[None]
+        positions = self.positions(prompt, layout, token_ids)[:, None, :]
+        device = self.device
+        main, *levels = features.to(device).split(self.feature_dim, dim=-1)
+        encoded = BaseModelOutputWithDeepstackFeatures(pooler_output=(main,),
+                                                       deepstack_features=[(level,) for level in levels])
+        return {
+            "input_ids": ids.to(device),
+            "attention_mask": torch.ones_like(ids, device=device),
+            "position_ids": positions.to(device),
+            "mm_encoder_outputs": {"video": encoded},
+        }
