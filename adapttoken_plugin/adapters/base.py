@@ -231,7 +231,7 @@ class ModelAdapter:
                                "build it with the processor's chat template and a video entry")
         return runs
 
-    def unit_text(self, ids: torch.Tensor, runs: torch.Tensor) -> tuple[PromptParts, list[torch.Tensor]]:
+    def unit_text(self, ids: torch.Tensor, runs: torch.Tensor) -> PromptParts:
         """Split a prompt whose units are written `<head text> <opener> <visual tokens> <closer>`, one
         placeholder run per unit (Qwen3-VL: `<t seconds><|vision_start|> ... <|vision_end|>`; InternVL:
         `\\nFrame{i}: <img> ... </img>`), into prefix, per-unit heads and tails, and suffix.
@@ -241,8 +241,8 @@ class ModelAdapter:
         with (the timestamp's `<`, the label's newline) within as many tokens as unit 1's head has;
         with a single unit it is the opener alone (that unit is never dropped).
 
-        Returns (PromptParts with unit_heads / unit_tails, the per-unit heads). Raises
-        UnsupportedInputError when the runs are not wrapped the same way or unit 0's head is not found.
+        Returns PromptParts with unit_heads / unit_tails. Raises UnsupportedInputError when the runs are
+        not wrapped the same way or unit 0's head is not found.
         """
         starts, stops = runs[:, 0], runs[:, 1]
         if int(starts[0]) == 0 or int(stops[-1]) >= len(ids):
@@ -267,7 +267,7 @@ class ModelAdapter:
             first = window_start + int(hits[-1])
         heads.insert(0, ids[first:int(starts[0])])
         tails = [ids[int(s):int(s) + 1] for s in stops]
-        return PromptParts(ids[:first], ids[int(stops[-1]) + 1:], heads, tails), heads
+        return PromptParts(ids[:first], ids[int(stops[-1]) + 1:], heads, tails)
 
 
 class OneDimAdapter(ModelAdapter):

@@ -66,7 +66,7 @@ class InternVLAdapter(OneDimAdapter):
                 f"frames in pixel_values (as the processor writes a video); found {len(runs)} block(s) of "
                 f"{lengths.tolist()} (images of several tiles are not supported)"
             )
-        prompt, _ = self.unit_text(ids, runs)
+        prompt = self.unit_text(ids, runs)
         layout = VideoLayout(num_units=len(runs), grid_h=self.grid, grid_w=self.grid, frames_per_unit=1)
         return prompt, layout, pixels
 

@@ -70,7 +70,7 @@ class Qwen3VLAdapter(Qwen2_5_VLAdapter):
                 f"expected {t} blocks of {per_unit} video placeholders (one per frame pair, as the Qwen3-VL "
                 f"processor writes them); found {len(runs)} of {lengths.tolist()}"
             )
-        prompt, _ = self.unit_text(ids, runs)
+        prompt = self.unit_text(ids, runs)
         layout = VideoLayout(num_units=t, grid_h=h // self.merge, grid_w=w // self.merge,
                              frames_per_unit=self.frames_per_unit)
         return prompt, layout, pixels
