@@ -9,12 +9,16 @@ import math
 from collections.abc import Sequence
 
 
-def allocate_by_weights(budget: int, log_weights: Sequence[float], capacities: Sequence[int]) -> list[int]:
+def allocate_by_weights(
+    budget: int, log_weights: Sequence[float], capacities: Sequence[int], priority: Sequence[float] | None = None
+) -> list[int]:
     """Split `budget` tokens over groups in proportion to exp(log_weights), capped by `capacities`.
 
     Groups whose proportional share exceeds their capacity get exactly their capacity and the overflow
     is shared among the others in the same proportions (water-filling); the fractional shares are
-    rounded by largest remainder (ties to the larger weight, then the lower group index).
+    rounded by largest remainder; ties go to the larger `priority` (default: the log weight), then the
+    lower group index. A separate priority matters when weights tie in floating point although their
+    sources differ (an entropy of 5e-324 against 0.0).
 
     Returns one integer per group; the total is exactly min(budget, sum(capacities)).
     """
@@ -25,6 +29,7 @@ def allocate_by_weights(budget: int, log_weights: Sequence[float], capacities: S
     n = len(capacities)
     if n == 0:
         return []
+    priority = log_weights if priority is None else priority
     top = max(log_weights)
     weights = [math.exp(w - top) for w in log_weights]  # shift: softmax is shift-invariant, exp never overflows
     alloc = [0] * n
@@ -43,7 +48,7 @@ def allocate_by_weights(budget: int, log_weights: Sequence[float], capacities: S
         floors = {g: math.floor(shares[g]) for g in open_groups}
         leftover = remaining - sum(floors.values())
         # each open group's share is < its free room, so ceil(share) still fits under the cap
-        by_remainder = sorted(open_groups, key=lambda g: (-(shares[g] - floors[g]), -log_weights[g], g))
+        by_remainder = sorted(open_groups, key=lambda g: (-(shares[g] - floors[g]), -priority[g], g))
         for g in open_groups:
             alloc[g] += floors[g]
         for g in by_remainder[:leftover]:
@@ -56,7 +61,7 @@ def allocate_budget(budget: int, entropies: Sequence[float], capacities: Sequenc
     """AdaptToken's allocation: lower entropy (nats) -> larger share; softmax temperature `tau`."""
     if tau <= 0:
         raise ValueError(f"tau must be > 0, got {tau}")
-    return allocate_by_weights(budget, [-h / tau for h in entropies], capacities)
+    return allocate_by_weights(budget, [-h / tau for h in entropies], capacities, priority=[-h for h in entropies])
 
 
 def allocate_equally(budget: int, capacities: Sequence[int]) -> list[int]:

@@ -60,3 +60,8 @@ def test_matches_the_softmax_formula():
 def test_overflow_of_a_capped_group_goes_to_the_others():
     alloc = allocate_budget(100, [0.0, 5.0, 5.0], [10, 1000, 1000], tau=0.1)
     assert alloc == [10, 45, 45]
+
+
+def test_ties_in_floating_point_go_to_the_lower_entropy():
+    # -5e-324 / tau underflows to -0.0: the weights tie, the entropies do not
+    assert allocate_budget(1, [5e-324, 0.0, 0.0], [5, 5, 5], tau=2.0) == [0, 1, 0]

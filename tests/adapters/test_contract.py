@@ -209,9 +209,11 @@ def test_final_pass_holds_exactly_the_budget_at_full_sequence_positions(setup, m
         assert torch.equal(final["position_ids"], reference[:, :, cols])
 
 
+ONE_DIM = [name for name in sorted(FAMILIES) if not FAMILIES[name].mrope]  # 3-D M-RoPE keeps original positions
+
+
+@pytest.mark.parametrize("setup", ONE_DIM, indirect=True)
 def test_original_1d_positions_are_gapped_and_sent_with_the_mask(setup, monkeypatch):
-    if setup.family.mrope:
-        pytest.skip("3-D M-RoPE families always keep their original positions")
     model, inputs = setup.model, setup.inputs()
     seen = _spy_forward(monkeypatch, model)
     at.enable(model, setup.config(budget=BUDGET, positions_1d="original"))
@@ -228,11 +230,10 @@ def test_original_1d_positions_are_gapped_and_sent_with_the_mask(setup, monkeypa
         setup.config(positions_1d="gapped")
 
 
-@pytest.mark.parametrize("positions_1d", ["contiguous", "original"])
+@pytest.mark.parametrize("setup,positions_1d", [(name, "contiguous") for name in sorted(FAMILIES)]
+                         + [(name, "original") for name in ONE_DIM], indirect=["setup"])
 @pytest.mark.parametrize("use_cache", [True, False])
 def test_small_budget_generate_equals_an_independent_greedy_loop(setup, use_cache, positions_1d):
-    if setup.family.mrope and positions_1d == "original":
-        pytest.skip("positions_1d applies to 1-D RoPE families only")
     model, inputs = setup.model, setup.inputs()
     at.enable(model, setup.config(budget=BUDGET, positions_1d=positions_1d))
     out = model.generate(**setup.inputs(), max_new_tokens=4, do_sample=False, use_cache=use_cache)
