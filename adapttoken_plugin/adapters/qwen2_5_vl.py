@@ -44,7 +44,12 @@ class Qwen2_5_VLAdapter(ModelAdapter):
         self.tokens_per_second = getattr(config.vision_config, "tokens_per_second", 1)
 
     # --- inputs --------------------------------------------------------------------------------
-    def split_inputs(self, inputs: dict[str, Any]) -> tuple[PromptParts, VideoLayout, torch.Tensor]:
+    def pop_video_inputs(self, inputs: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor,
+                                                                 torch.Tensor, Any, tuple[int, int, int]]:
+        """Pop the Qwen-family video keys and check them: one unpadded prompt, one video, no images.
+
+        Returns (ids (L,), placeholder runs (R, 2), pixel rows, grid (1, 3), second_per_grid_ts or None, (t, h, w)).
+        """
         input_ids = inputs.pop("input_ids", None)
         attention_mask = inputs.pop("attention_mask", None)
         pixels = inputs.pop("pixel_values_videos", None)
@@ -60,6 +65,10 @@ class Qwen2_5_VLAdapter(ModelAdapter):
         if grid.shape[0] != 1:
             raise UnsupportedInputError(f"one video per prompt is supported; got {grid.shape[0]}")
         t, h, w = (int(x) for x in grid[0])
+        return ids, runs, pixels, grid, second_per_grid, (t, h, w)
+
+    def split_inputs(self, inputs: dict[str, Any]) -> tuple[PromptParts, VideoLayout, torch.Tensor]:
+        ids, runs, pixels, _, second_per_grid, (t, h, w) = self.pop_video_inputs(inputs)
         start, stop = int(runs[0, 0]), int(runs[-1, 1])
         if len(runs) != 1 or stop - start != t * h * w // self.merge**2:
             raise UnsupportedInputError(

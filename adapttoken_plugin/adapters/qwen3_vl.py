@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..errors import NoVideoError, UnsupportedInputError, UnsupportedModelError
+from ..errors import UnsupportedInputError, UnsupportedModelError
 from ..layout import VideoLayout
 from ..registry import ADAPTERS
 from .base import POSITIONS_1D_CONTIGUOUS, PromptParts
@@ -49,20 +49,7 @@ class Qwen3VLAdapter(Qwen2_5_VLAdapter):
 
     # --- inputs --------------------------------------------------------------------------------
     def split_inputs(self, inputs: dict[str, Any]) -> tuple[PromptParts, VideoLayout, torch.Tensor]:
-        input_ids = inputs.pop("input_ids", None)
-        attention_mask = inputs.pop("attention_mask", None)
-        pixels = inputs.pop("pixel_values_videos", None)
-        grid = inputs.pop("video_grid_thw", None)
-        inputs.pop("mm_token_type_ids", None)
-        if inputs.get("pixel_values") is not None:
-            raise UnsupportedInputError("images together with a video are not supported by the selector stage")
-        ids = self.check_single_prompt(input_ids, attention_mask)
-        if pixels is None or grid is None:
-            raise NoVideoError("no video in the inputs: pixel_values_videos and video_grid_thw are required")
-        runs = self.placeholder_runs(ids)
-        if grid.shape[0] != 1:
-            raise UnsupportedInputError(f"one video per prompt is supported; got {grid.shape[0]}")
-        t, h, w = (int(x) for x in grid[0])
+        ids, runs, pixels, grid, _, (t, h, w) = self.pop_video_inputs(inputs)
         per_unit = h * w // self.merge**2
         lengths = runs[:, 1] - runs[:, 0]
         if len(runs) != t or bool((lengths != per_unit).any()):
