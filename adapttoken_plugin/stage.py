@@ -106,7 +106,7 @@ def collect_evidence(
     """
     check_entropy_inputs(config, option_ids)
     selector = selector or SELECTORS.get(config.selector)(config)
-    units_per_group = max(1, config.frames_per_group // adapter.frames_per_unit)
+    units_per_group = _units_per_group(adapter, config)
     groups = [
         GroupEvidence(g, units, layout.token_ids_of_units(units))
         for g, units in enumerate(interleaved_groups(layout.num_units, units_per_group))
@@ -150,7 +150,7 @@ def finish_selection(
     selection = selector.select(layout, visited)
     trace.add_seconds("allocation", time.perf_counter() - start)
     kept = selection.kept_token_ids
-    units_per_group = max(1, config.frames_per_group // adapter.frames_per_unit)
+    units_per_group = _units_per_group(adapter, config)
     features = _kept_features(adapter, layout, visited, kept, pixels_for, units_per_group, trace)
 
     budgets = dict(zip((g.group_id for g in visited), selection.group_budgets or []))
@@ -168,6 +168,11 @@ def finish_selection(
     trace.kept_tokens = int(kept.numel())
     trace.kept_token_ids = kept.tolist()
     return StageResult(kept, features, trace)
+
+
+def _units_per_group(adapter: ModelAdapter, config: AdaptTokenConfig) -> int:
+    """Frame units per group: `frames_per_group` rounded down to whole units (at least one)."""
+    return max(1, config.frames_per_group // adapter.frames_per_unit)
 
 
 def _group_pass(model, adapter, config, prompt, layout, pixels_for, group, layer, option_ids) -> None:

@@ -73,8 +73,9 @@ def run_question(model, processor, q: NeedleQuestion, video: Path, fractions, se
         budgets = {f: max(1, total // f) for f in fractions}
         evidence = collect_evidence(model, pipe.adapter, base.replace(budget=max(budgets.values())), prompt, layout,
                                     session.pixels_for)
+        needle_frames = set(q.needle_frames)
         needle_units = sorted({i // layout.frames_per_unit for i, f in enumerate(layout.frame_indices)
-                               if f in set(q.needle_frames)})
+                               if f in needle_frames})
         for name in selectors:
             for fraction, budget in ([(1, total)] if name == "full" else budgets.items()):
                 cfg = base.replace(selector="full" if name == "oracle" else name, budget=budget)

@@ -133,7 +133,8 @@ class Batcher:
         }
 
 
-def forward_loss(model, batcher: Batcher, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
+def forward_loss(model, batcher: Batcher, batch: dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(loss, answer entropy per example, answer-position logits (B, V)) from one forward pass."""
     from transformers.modeling_outputs import BaseModelOutputWithPooling
 
     ids = batch["input_ids"]
@@ -146,7 +147,7 @@ def forward_loss(model, batcher: Batcher, batch: dict) -> tuple[torch.Tensor, to
     soft_ce = -(batch["targets"] * log_p[:, letter_ids]).sum(-1).mean()
     eos_ce = torch.nn.functional.cross_entropy(eos_logits.float(), torch.full((len(ids),), batcher.eos_id))
     entropy = -(log_p.exp() * log_p).sum(-1)
-    return soft_ce + 0.2 * eos_ce, entropy
+    return soft_ce + 0.2 * eos_ce, entropy, answer_logits
 
 
 def evaluate(model, batcher: Batcher, batches: int = 12, size: int = 16) -> dict:
@@ -159,13 +160,7 @@ def evaluate(model, batcher: Batcher, batches: int = 12, size: int = 16) -> dict
     with torch.no_grad():
         for _ in range(batches):
             batch = batcher.batch(size)
-            _, entropy = forward_loss(model, batcher, batch)
-            ids = batch["input_ids"]
-            from transformers.modeling_outputs import BaseModelOutputWithPooling
-
-            logits = model(input_ids=ids, attention_mask=torch.ones_like(ids), position_ids=batch["position_ids"],
-                           mm_encoder_outputs={"video": BaseModelOutputWithPooling(
-                               pooler_output=tuple(batch["features"]))}, logits_to_keep=2).logits[:, 0]
+            _, entropy, logits = forward_loss(model, batcher, batch)
             pred = logits[:, batcher.letter_ids].argmax(-1)
             has = batch["has_needle"]
             correct += int((pred[has] == batch["targets"][has].argmax(-1)).sum())
@@ -209,7 +204,7 @@ def main() -> None:
     for step in range(1, args.steps + 1):
         ramp = min(1.0, step / (args.curriculum * args.steps))
         batch = train.batch(args.batch, max_units=max(1, round(32 ** ramp)))
-        loss, _ = forward_loss(model, train, batch)
+        loss, _, _ = forward_loss(model, train, batch)
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
