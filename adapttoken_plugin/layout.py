@@ -24,7 +24,9 @@ class VideoLayout:
         frames_per_unit: frames the model folds into one unit (2 for Qwen2/2.5-VL).
         time_interval: temporal position step per unit for M-RoPE (tokens_per_second * seconds per unit).
         frame_indices: index in the source file of each sampled frame (num_units * frames_per_unit),
-            when known; used for the trace and report.
+            when known; used for the trace, the report and Qwen3-VL's timestamps.
+        similarity_dims: leading feature columns that de-duplication compares (None: all). Qwen3-VL's
+            feature rows carry its DeepStack levels after the token's own features.
     """
 
     num_units: int
@@ -33,6 +35,7 @@ class VideoLayout:
     frames_per_unit: int = 1
     time_interval: float = 1.0
     frame_indices: tuple[int, ...] | None = None
+    similarity_dims: int | None = None
 
     @property
     def tokens_per_unit(self) -> int:

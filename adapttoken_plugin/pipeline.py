@@ -25,9 +25,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from .adapters.base import PromptParts, adapter_for
+from .adapters.base import ModelAdapter, PromptParts, adapter_for
 from .config import FRAME_CACHE_AUTO_LIMIT, AdaptTokenConfig
-from .errors import NoVideoError, UnsupportedInputError, UnsupportedModelError
+from .errors import UnsupportedInputError
 from .layout import GroupEvidence, VideoLayout
 from .stage import StageResult, check_entropy_inputs, resolve_scoring_layer, run_stage
 from .trace import Trace
@@ -119,13 +119,15 @@ class SampledFrames:
 class VideoSession:
     """An opened video: its token layout and `pixels_for(units)` (encoder inputs of some frame units).
 
-    `setup_seconds` covers probing, sampling and filling the frame cache."""
+    `setup_seconds` covers probing, sampling and filling the frame cache; `video_fps` is the file's
+    native frame rate (`layout.frame_indices` count in its frames)."""
 
     layout: VideoLayout
     pixels_for: Callable[[torch.Tensor], dict[str, Any]]
     frame_cache: str
     setup_seconds: float
     frame_size: tuple[int, int]
+    video_fps: float
 
 
 class Pipeline:
@@ -137,21 +139,23 @@ class Pipeline:
         self.processor = processor
         self.config = AdaptTokenConfig.coerce(config)
         self.adapter = adapter_for(model)
-        if not self.adapter.supports_streaming:
-            raise UnsupportedModelError(f"the streaming Pipeline does not support {type(model).__name__} yet; "
-                                        "use adapttoken_plugin.enable with the processor's output")
         resolve_scoring_layer(self.adapter, self.config)
         self.backend = backend
 
-    def prompt_parts(self, text: str) -> PromptParts:
-        """Token ids around the video for a user message holding the video then `text`."""
+    def prompt_parts(self, text: str, session: VideoSession | None = None) -> PromptParts:
+        """Token ids around the video for a user message holding the video then `text`.
+
+        Families whose processor writes text around every frame unit (Qwen3-VL timestamps, InternVL frame
+        labels) need the opened video's `session`; the others build the same parts without one.
+        """
         messages = [{"role": "user", "content": [{"type": "video"}, {"type": "text", "text": text}]}]
         rendered = self.processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
-        ids = torch.tensor(self.processor.tokenizer(rendered, add_special_tokens=False)["input_ids"])
-        where = (ids == self.adapter.video_token_id).nonzero().flatten()
-        if len(where) != 1:
-            raise NoVideoError(f"the chat template produced {len(where)} video placeholders; expected exactly 1")
-        return PromptParts(ids[: int(where[0])], ids[int(where[0]) + 1:])
+        if session is not None:
+            return self.adapter.video_prompt(self.processor, rendered, session.layout, session.video_fps)
+        if type(self.adapter).video_prompt is not ModelAdapter.video_prompt:
+            raise UnsupportedInputError(f"the prompt of {type(self.model).__name__} has text around every frame: "
+                                        "pass the opened video's session (Pipeline.open_video) to prompt_parts")
+        return self.adapter.video_prompt(self.processor, rendered, None, 0.0)
 
     def option_token_ids(self, num_options: int) -> list[int]:
         letters = string.ascii_uppercase[:num_options]
@@ -168,7 +172,7 @@ class Pipeline:
         with FrameReader(video, backend=self.backend) as probe:
             info = probe.info
         indices = sample_frame_indices(info, cfg.fps, cfg.max_frames, multiple_of=self.adapter.frames_per_unit)
-        height, width = self.adapter.frame_size(self.processor, info.height, info.width, cfg.max_pixels)
+        height, width = self.adapter.frame_size(self.processor, info.height, info.width, cfg.max_pixels, len(indices))
         sampled_fps = min(cfg.fps, len(indices) / info.duration) if info.duration > 0 else cfg.fps
         layout = self.adapter.layout_for_frames(len(indices), height, width, sampled_fps,
                                                 tuple(int(i) for i in indices))
@@ -180,7 +184,8 @@ class Pipeline:
                 wanted = (units[:, None] * fpu + torch.arange(fpu)[None, :]).flatten().numpy()
                 return self.adapter.frames_to_pixels(self.processor, frames.get(wanted))
 
-            yield VideoSession(layout, pixels_for, frames.mode, time.perf_counter() - start, (height, width))
+            yield VideoSession(layout, pixels_for, frames.mode, time.perf_counter() - start, (height, width),
+                               info.fps)
 
     def generate_answer(self, prompt: PromptParts, layout: VideoLayout, result: StageResult,
                         options: Sequence[str] | None, max_new_tokens: int) -> Answer:
@@ -211,8 +216,8 @@ class Pipeline:
         """
         option_ids = self.option_token_ids(len(options)) if options else None
         check_entropy_inputs(self.config, option_ids)
-        prompt = self.prompt_parts(format_question(question, options))
         with self.open_video(video) as session:
+            prompt = self.prompt_parts(format_question(question, options), session)
             result = run_stage(self.model, self.adapter, self.config, prompt, session.layout, session.pixels_for,
                                option_ids, on_group)
         result.trace.add_seconds("decode", session.setup_seconds)

@@ -39,7 +39,7 @@ def test_streaming_full_budget_equals_the_unmodified_model_on_the_whole_clip(toy
     with FrameReader(video) as probe:
         info = probe.info
     indices = sample_frame_indices(info, 4.0, 64, multiple_of=2)
-    height, width = pipe.adapter.frame_size(processor, info.height, info.width, None)
+    height, width = pipe.adapter.frame_size(processor, info.height, info.width, None, len(indices))
     with FrameReader(video, size=(height, width)) as reader:
         frames = reader.read(indices.tolist())
     messages = [{"role": "user", "content": [{"type": "video"},

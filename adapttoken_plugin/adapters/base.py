@@ -12,6 +12,7 @@ the sequence stays one the processor could have produced for the kept frames.
 
 from __future__ import annotations
 
+import re
 import sys
 from dataclasses import dataclass
 from typing import Any
@@ -71,8 +72,6 @@ class ModelAdapter:
     video_input_key = "pixel_values_videos"
     #: visual tokens after the last unit that are always kept and never ranked (LLaVA-OV's newline)
     trailing_video_tokens = 0
-    #: whether the streaming `Pipeline` can build this family's prompt from a chat template
-    supports_streaming = True
 
     def __init__(self, model: Any) -> None:
         self.model = model
@@ -110,9 +109,50 @@ class ModelAdapter:
         """Encoder inputs for decoded frames (F, H, W, 3) uint8, F a multiple of frames_per_unit."""
         raise NotImplementedError
 
-    def frame_size(self, processor: Any, height: int, width: int, max_pixels: int | None) -> tuple[int, int]:
-        """(height, width) to decode frames at for the streaming pipeline: the processor's own resize rule."""
+    def frame_size(
+        self, processor: Any, height: int, width: int, max_pixels: int | None, num_frames: int
+    ) -> tuple[int, int]:
+        """(height, width) to decode `num_frames` frames of a `height` x `width` video at for the streaming
+        pipeline: the processor's own resize rule (Qwen3-VL's depends on the frame count)."""
         raise NotImplementedError
+
+    def video_prompt(self, processor: Any, rendered: str, layout: VideoLayout, video_fps: float) -> PromptParts:
+        """Prompt parts of a chat-template rendering `rendered` that holds the video placeholder once, for
+        the decoded frames of `layout` (`layout.frame_indices`: file indices of a video at `video_fps`).
+
+        This default fits families whose processor writes the video as one run of placeholders; families
+        that write text around each unit override it with `unit_prompt`.
+        """
+        ids = self.tokenize(processor, rendered)
+        where = (ids == self.video_token_id).nonzero().flatten()
+        if len(where) != 1:
+            raise NoVideoError(f"the chat template produced {len(where)} video placeholders; expected exactly 1")
+        return PromptParts(ids[: int(where[0])], ids[int(where[0]) + 1:])
+
+    def unit_prompt(self, processor: Any, rendered: str, expansion: str, unit_placeholder: str) -> PromptParts:
+        """Prompt parts with per-unit text for families whose processor writes text around each unit.
+
+        `expansion` is what the processor's own `replace_video_token` writes for the video; the
+        processor's video token in `rendered` is replaced by it, each unit's run of `unit_placeholder`
+        is collapsed to one (placeholders are special tokens, so the text between them tokenizes the
+        same), and the ids are split with `unit_text`, exactly as `split_inputs` splits the processor's
+        output.
+        """
+        count = rendered.count(processor.video_token)
+        if count != 1:
+            raise NoVideoError(f"the chat template produced {count} video placeholders "
+                               f"({processor.video_token!r}); expected exactly 1")
+        collapsed = re.sub(f"(?:{re.escape(unit_placeholder)})+", lambda _: unit_placeholder, expansion)
+        ids = self.tokenize(processor, rendered.replace(processor.video_token, collapsed))
+        runs = self.placeholder_runs(ids)
+        if len(runs) != collapsed.count(unit_placeholder) or bool(((runs[:, 1] - runs[:, 0]) != 1).any()):
+            raise UnsupportedInputError("the rendered prompt holds visual placeholders outside the video")
+        return self.unit_text(ids, runs)
+
+    @staticmethod
+    def tokenize(processor: Any, text: str) -> torch.Tensor:
+        """(L,) token ids of an already rendered prompt (the template wrote the special tokens)."""
+        return torch.tensor(processor.tokenizer(text, add_special_tokens=False)["input_ids"])
 
     def layout_for_frames(
         self, num_frames: int, height: int, width: int, sampled_fps: float, frame_indices: tuple[int, ...]

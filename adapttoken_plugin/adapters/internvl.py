@@ -40,7 +40,6 @@ class InternVLAdapter(OneDimAdapter):
     frames_per_unit = 1
     video_input_key = "pixel_values"
     encoder_output_key = "image"
-    supports_streaming = False  # the frame labels need the processor; use enable() with its output
 
     def __init__(self, model: Any) -> None:
         super().__init__(model)
@@ -74,8 +73,27 @@ class InternVLAdapter(OneDimAdapter):
         return {"pixel_values": pixels[units.to(pixels.device)]}
 
     def frames_to_pixels(self, processor: Any, frames: np.ndarray) -> dict[str, Any]:
-        raise UnsupportedModelError("the streaming Pipeline does not support InternVL yet (its prompt needs the "
-                                    "processor's frame labels); use adapttoken_plugin.enable")
+        out = processor.video_processor(videos=[frames], do_sample_frames=False, return_tensors="pt")
+        return {"pixel_values": out["pixel_values_videos"].flatten(0, 1)}
+
+    def frame_size(
+        self, processor: Any, height: int, width: int, max_pixels: int | None, num_frames: int
+    ) -> tuple[int, int]:
+        """The video processor's fixed frame size (frames are not tiled)."""
+        size = processor.video_processor.size
+        return size.height, size.width
+
+    def layout_for_frames(
+        self, num_frames: int, height: int, width: int, sampled_fps: float, frame_indices: tuple[int, ...]
+    ) -> VideoLayout:
+        return VideoLayout(num_units=num_frames, grid_h=self.grid, grid_w=self.grid, frames_per_unit=1,
+                           frame_indices=frame_indices)
+
+    def video_prompt(self, processor: Any, rendered: str, layout: VideoLayout, video_fps: float) -> PromptParts:
+        """The processor's own `Frame{i}: <img>...</img>` lines, one per decoded frame."""
+        frames = np.empty((layout.num_units, 0))  # replace_video_token reads the frame count only
+        expansion = processor.replace_video_token({"pixel_values_videos": [frames]}, 0)
+        return self.unit_prompt(processor, rendered, expansion, processor.image_token)
 
     def encode(self, pixel_inputs: dict[str, Any]) -> torch.Tensor:
         tower = self.model.model.vision_tower

@@ -80,7 +80,9 @@ class LlavaOnevisionAdapter(OneDimAdapter):
         out = processor.video_processor(videos=[frames], do_sample_frames=False, return_tensors="pt")
         return {"pixel_values_videos": out["pixel_values_videos"]}
 
-    def frame_size(self, processor: Any, height: int, width: int, max_pixels: int | None) -> tuple[int, int]:
+    def frame_size(
+        self, processor: Any, height: int, width: int, max_pixels: int | None, num_frames: int
+    ) -> tuple[int, int]:
         """The video processor's target size (a fixed height x width, or its shortest edge at the frame's
         aspect ratio when it resizes then crops); the processor then resizes / crops as usual."""
         size = processor.video_processor.size

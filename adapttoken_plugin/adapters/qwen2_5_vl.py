@@ -95,7 +95,9 @@ class Qwen2_5_VLAdapter(ModelAdapter):
                                         cap_pixels_per_frame=False, return_tensors="pt")
         return {"pixel_values_videos": out["pixel_values_videos"], "video_grid_thw": out["video_grid_thw"]}
 
-    def frame_size(self, processor: Any, height: int, width: int, max_pixels: int | None) -> tuple[int, int]:
+    def frame_size(
+        self, processor: Any, height: int, width: int, max_pixels: int | None, num_frames: int
+    ) -> tuple[int, int]:
         """(height, width) to decode frames at: the processor's own resize rule, per frame."""
         from transformers.models.qwen2_vl.image_processing_qwen2_vl import smart_resize
 

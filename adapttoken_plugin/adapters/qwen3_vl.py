@@ -10,7 +10,8 @@ How the upstream class builds its inputs (transformers 5.24, `modeling_qwen3_vl.
 - `get_video_features` returns `pooler_output` and per-layer `deepstack_features`, which the text
   model adds to the hidden states at the visual positions after its first layers: both are sliced
   with the same kept indices. They travel through the selection stage as one feature row
-  [main | deepstack level 0 | level 1 | ...] per token (so de-duplication compares the concatenation);
+  [main | deepstack level 0 | level 1 | ...] per token; de-duplication compares the main features only
+  (`VideoLayout.similarity_dims`), like every other family's projector output;
 - M-RoPE (interleaved): `get_rope_index` splits the grid into one `[1, h, w]` grid per unit; a unit's
   tokens sit at (p, p + row, p + col) and the next text starts at p + max(h, w), p the running
   position. Time lives in the timestamp text, so the authors' rule and transformers' agree and
@@ -23,12 +24,12 @@ position it has in the full sequence (passed explicitly as (3, 1, L)).
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
-import numpy as np
 import torch
 
-from ..errors import UnsupportedInputError, UnsupportedModelError
+from ..errors import UnsupportedInputError
 from ..layout import VideoLayout
 from ..registry import ADAPTERS
 from .base import POSITIONS_1D_CONTIGUOUS, PromptParts
@@ -41,8 +42,6 @@ from .qwen2_5_vl import Qwen2_5_VLAdapter
     summary="Qwen3-VL (interleaved M-RoPE, frame pairs, timestamp text per pair, DeepStack)",
 )
 class Qwen3VLAdapter(Qwen2_5_VLAdapter):
-    supports_streaming = False  # the per-unit timestamp text needs the processor; use enable() with its output
-
     def __init__(self, model: Any) -> None:
         super().__init__(model)
         self.feature_dim = model.config.vision_config.out_hidden_size
@@ -59,12 +58,41 @@ class Qwen3VLAdapter(Qwen2_5_VLAdapter):
             )
         prompt = self.unit_text(ids, runs)
         layout = VideoLayout(num_units=t, grid_h=h // self.merge, grid_w=w // self.merge,
-                             frames_per_unit=self.frames_per_unit)
+                             frames_per_unit=self.frames_per_unit, similarity_dims=self.feature_dim)
         return prompt, layout, pixels
 
-    def frames_to_pixels(self, processor: Any, frames: np.ndarray) -> dict[str, Any]:
-        raise UnsupportedModelError("the streaming Pipeline does not support Qwen3-VL yet (its prompt needs the "
-                                    "processor's per-frame timestamps); use adapttoken_plugin.enable")
+    def frame_size(
+        self, processor: Any, height: int, width: int, max_pixels: int | None, num_frames: int
+    ) -> tuple[int, int]:
+        """The Qwen3-VL video processor's resize rule: its pixel limit covers the whole clip (all frames), so
+        the size depends on the frame count; `max_pixels` (per frame) replaces that limit by
+        max_pixels x num_frames."""
+        from transformers.models.qwen3_vl.video_processing_qwen3_vl import smart_resize
+
+        size = processor.video_processor.size
+        return smart_resize(num_frames, height, width, temporal_factor=self.frames_per_unit,
+                            factor=self.patch_size * self.merge, min_pixels=size.shortest_edge,
+                            max_pixels=size.longest_edge if max_pixels is None else max_pixels * num_frames)
+
+    def video_prompt(self, processor: Any, rendered: str, layout: VideoLayout, video_fps: float) -> PromptParts:
+        """The processor's own per-pair text (`<t seconds>` from the file indices at `video_fps`)."""
+        from transformers.video_utils import VideoMetadata
+
+        if layout.frame_indices is None:
+            raise UnsupportedInputError("Qwen3-VL's per-frame timestamps need the frames' file indices")
+        metadata = VideoMetadata(total_num_frames=len(layout.frame_indices), fps=video_fps,
+                                 frames_indices=list(layout.frame_indices))
+        one_token_per_unit = torch.tensor([[layout.num_units, self.merge, self.merge]])
+        expansion = processor.replace_video_token(
+            {"video_grid_thw": one_token_per_unit, "video_metadata": [metadata]}, 0)
+        return self.unit_prompt(processor, rendered, expansion, processor.video_token)
+
+    def layout_for_frames(
+        self, num_frames: int, height: int, width: int, sampled_fps: float, frame_indices: tuple[int, ...]
+    ) -> VideoLayout:
+        layout = super().layout_for_frames(num_frames, height, width, sampled_fps, frame_indices)
+        # time lives in the timestamp text, not in the positions: no time step (as split_inputs)
+        return dataclasses.replace(layout, time_interval=1.0, similarity_dims=self.feature_dim)
 
     def encode(self, pixel_inputs: dict[str, Any]) -> torch.Tensor:
         """(N, D * (1 + levels)): each token's features, then its DeepStack features level by level."""

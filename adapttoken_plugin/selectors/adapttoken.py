@@ -26,7 +26,7 @@ class AdaptTokenSelector(Selector):
             return Selection(sorted_ids([top_by_score(g, b) for g, b in zip(groups, budgets)]), budgets)
         offered = [min(c, math.ceil(cfg.overselect * b)) for c, b in zip(capacities, budgets)]
         ids = [top_by_score(g, k) for g, k in zip(groups, offered)]
-        feats = torch.cat([g.candidate_features[:k] for g, k in zip(groups, offered)])
+        feats = torch.cat([g.candidate_features[:k, :layout.similarity_dims] for g, k in zip(groups, offered)])
         scores = torch.cat([_scores_of(g, i) for g, i in zip(groups, ids)])
         group_of = torch.cat([torch.full((k,), n) for n, k in enumerate(offered)])
         all_ids = torch.cat(ids)

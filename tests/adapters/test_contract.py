@@ -326,7 +326,7 @@ def test_calls_without_a_video_pass_through(setup):
     assert model.adapttoken_trace is None
 
 
-def test_streaming_pipeline_equals_the_unmodified_model_or_refuses_clearly(setup, tmp_path):
+def test_streaming_pipeline_equals_the_unmodified_model(setup, tmp_path):
     from transformers.video_utils import VideoMetadata
 
     from adapttoken_plugin.pipeline import Pipeline, format_question
@@ -334,37 +334,47 @@ def test_streaming_pipeline_equals_the_unmodified_model_or_refuses_clearly(setup
 
     model, processor, family = setup.model, setup.processor, setup.family
     config = setup.config(budget=10**6, fps=FPS_STREAM, max_frames=16)
-    if not setup.adapter.supports_streaming:
-        with pytest.raises(at.UnsupportedModelError, match="streaming Pipeline"):
-            Pipeline(model, processor, config)
-        return
     path = tmp_path / "clip.mp4"
     write_video(path, family.video(seed=1), fps=FPS_STREAM)
     pipe = Pipeline(model, processor, config, backend="pyav")
     answer = pipe.answer(path, "Which colour?", ["red", "blue"], max_new_tokens=3)
-    assert answer.trace.kept_tokens == answer.trace.total_tokens == 16
 
-    # the same frames, decoded at the same size, through the processor in one piece
+    # the same frames, decoded at the same size, through the processor in one piece, told the file's
+    # frame rate and the frames' file indices as when it samples the file itself
     with FrameReader(path, backend="pyav") as probe:
         info = probe.info
     indices = sample_frame_indices(info, FPS_STREAM, 16, multiple_of=family.frames_per_unit)
-    size = pipe.adapter.frame_size(processor, info.height, info.width, None)
+    size = pipe.adapter.frame_size(processor, info.height, info.width, None, len(indices))
     with FrameReader(path, backend="pyav", size=size) as reader:
         frames = reader.read(indices.tolist())
-    messages = [{"role": "user", "content": [{"type": "video"}, {"type": "text", "text": format_question(
-        "Which colour?", ["red", "blue"])}]}]
+    question = format_question("Which colour?", ["red", "blue"])
+    messages = [{"role": "user", "content": [{"type": "video"}, {"type": "text", "text": question}]}]
     text = processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
-    metadata = VideoMetadata(total_num_frames=len(indices), fps=len(indices) / info.duration,
-                             frames_indices=list(range(len(indices))))
+    metadata = VideoMetadata(total_num_frames=info.num_frames, fps=info.fps, frames_indices=indices.tolist())
     inputs = processor(text=[text], videos=[frames], return_tensors="pt", do_sample_frames=False,
                        video_metadata=[metadata], **family.processor_kwargs)
     # what the pipeline builds from decoded frames is what split_inputs reads from the processor's output
     adapter = pipe.adapter
     sampled_fps = min(FPS_STREAM, len(indices) / info.duration)
     streamed = adapter.layout_for_frames(len(indices), *size, sampled_fps, tuple(indices.tolist()))
-    _, from_processor, pixels = adapter.split_inputs(dict(inputs))
+    prompt_from_processor, from_processor, pixels = adapter.split_inputs(dict(inputs))
     assert dataclasses.replace(streamed, frame_indices=None) == from_processor
+    assert answer.trace.kept_tokens == answer.trace.total_tokens == from_processor.num_tokens
+    # the decode size is the processor's own resize rule: given the native frames it makes the same grid
+    with FrameReader(path, backend="pyav") as reader:
+        native = reader.read(indices.tolist())
+    resized = processor(text=[text], videos=[native], return_tensors="pt", do_sample_frames=False,
+                        video_metadata=[metadata])
+    assert adapter.split_inputs(dict(resized))[1] == from_processor
     assert torch.equal(adapter.frames_to_pixels(processor, frames)[adapter.video_input_key], pixels)
+    with pipe.open_video(path) as session:
+        prompt = pipe.prompt_parts(question, session)
+    for name in ("prefix_ids", "suffix_ids"):
+        assert torch.equal(getattr(prompt, name), getattr(prompt_from_processor, name)), name
+    for name in ("unit_heads", "unit_tails"):
+        streamed_text, processor_text = getattr(prompt, name), getattr(prompt_from_processor, name)
+        assert (streamed_text is None) == (processor_text is None), name
+        assert streamed_text is None or [t.tolist() for t in streamed_text] == [t.tolist() for t in processor_text]
     reference = model.generate(**inputs, max_new_tokens=3, do_sample=False)
     assert answer.text == processor.tokenizer.decode(reference[0, inputs["input_ids"].shape[1]:],
                                                      skip_special_tokens=True).strip()

@@ -98,3 +98,50 @@ def test_qwen3_vl_deepstack_rows_follow_the_kept_tokens(built):
     for ours, theirs in zip(encoded.deepstack_features, full.deepstack_features):
         assert torch.equal(ours[0], torch.cat(theirs)[kept])
     assert torch.equal(encoded.pooler_output[0], torch.cat(full.pooler_output)[kept])
+
+
+def test_qwen3_vl_streaming_timestamps_come_from_the_file_indices_at_the_native_rate(built, tmp_path):
+    """Sampled at 2 fps from an 8 fps file, frame pair (i, j) is announced at (i + j) / 2 / 8 seconds (the
+    processor's rule), not at its sample position."""
+    from families import token_string
+
+    from adapttoken_plugin.pipeline import Pipeline
+    from adapttoken_plugin.video import write_video
+
+    family, model, processor = built("qwen3_vl")
+    path = tmp_path / "clip.mp4"
+    write_video(path, family.video(seed=2).repeat(4, axis=0), fps=8.0)  # 32 frames, 4 s
+    pipe = Pipeline(model, processor, at.AdaptTokenConfig(fps=2.0, max_frames=64, frames_per_group=4), backend="pyav")
+    with pipe.open_video(path) as session:
+        indices = session.layout.frame_indices
+        prompt = pipe.prompt_parts("Which colour?", session)
+    assert indices == tuple(range(0, 32, 4))
+    expected = [f"<{(indices[2 * u] + indices[2 * u + 1]) / 2 / 8.0:.1f} seconds>" for u in range(4)]
+    heads = [token_string(head)[:-1] for head in prompt.unit_heads]  # without <|vision_start|>
+    assert heads == expected
+    assert [token_string(tail) for tail in prompt.unit_tails] == [token_string(torch.tensor(
+        [processor.tokenizer.convert_tokens_to_ids("<|vision_end|>")]))] * 4
+
+
+def test_qwen3_vl_deduplication_compares_the_main_features_only(built):
+    """Same-cell pairs (0, 4) and (9, 13): the first has identical main features and unrelated DeepStack
+    levels, the second the reverse (large, identical DeepStack levels dominate the concatenation). Only
+    the first is a duplicate of what the language model sees, so its lower-scored token goes."""
+    from adapttoken_plugin.layout import GroupEvidence
+    from adapttoken_plugin.selectors.adapttoken import AdaptTokenSelector
+
+    family, model, processor = built("qwen3_vl")
+    adapter = adapter_for(model)
+    layout = adapter.split_inputs(family.inputs(processor))[1]
+    dim = layout.similarity_dims
+    assert dim == model.config.vision_config.out_hidden_size and layout.tokens_per_unit == 4
+    g = torch.Generator().manual_seed(0)
+    main, deepstack = torch.randn(4, dim, generator=g), torch.randn(4, 2 * dim, generator=g) * 100
+    main[1] = main[0]
+    deepstack[3] = deepstack[2]
+    ids = torch.tensor([0, 4, 9, 13])
+    scores = torch.zeros(layout.num_tokens).index_put_((ids,), torch.tensor([4.0, 3.0, 2.0, 1.0]))
+    group = GroupEvidence(0, torch.arange(layout.num_units), torch.arange(layout.num_tokens), scores=scores,
+                          entropy=0.5, candidate_ids=ids, candidate_features=torch.cat([main, deepstack], dim=1))
+    config = at.AdaptTokenConfig(budget=3, overselect=1.3)
+    assert AdaptTokenSelector(config).select(layout, [group]).kept_token_ids.tolist() == [0, 9, 13]
