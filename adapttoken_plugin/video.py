@@ -110,7 +110,9 @@ class FrameReader:
     """Reads chosen frames of one video file, resized while decoding.
 
     FrameReader(path, backend="auto", size=None)
-        backend: "decord", "pyav", or "auto" (decord when it imports and opens the file, else PyAV).
+        backend: "decord", "pyav", or "auto" (decord when it imports and opens the file, else PyAV). With
+            PyAV installed, a batch decord fails to decode is decoded by PyAV instead (decord's threaded
+            decoder can fail at random next to a broken stretch of the file).
         size: (height, width) in pixels to resize every frame to during decoding; None keeps the native size.
     .info -> VideoInfo (native size, frame count checked against what decodes)
     .read(indices) -> uint8 array (len(indices), H, W, 3), RGB, frames in the order given
@@ -293,6 +295,9 @@ class _DecordBackend:
         import decord
 
         self.path = path
+        self._size = size
+        self._fallback: _PyAVBackend | None = None
+        self.fallback_reads = 0  # batches decoded by PyAV after decord failed on them
         height, width = size if size is not None else (-1, -1)
         try:
             # width/height here make decord scale inside its decode graph, so full-size frames never exist
@@ -348,6 +353,7 @@ class _DecordBackend:
         return int(shape[0]), int(shape[1])
 
     def read(self, indices: np.ndarray) -> np.ndarray:
+        slots = indices
         indices = self._positions(indices)
         wanted, inverse = np.unique(indices, return_inverse=True)
         try:
@@ -355,13 +361,27 @@ class _DecordBackend:
             # frames in groups of 8 2.7x slower, each group decoding from a keyframe again, for no RSS gain at 320x240
             frames = _to_numpy(self._reader.get_batch(wanted.tolist()))
         except Exception as error:
-            raise VideoReadError(f"decord failed to decode frames of {self.path!r}: {_cause(error)}") from None
+            if not _pyav_available():
+                raise VideoReadError(f"decord failed to decode frames of {self.path!r}: {_cause(error)}") from None
+            # decord's threaded decoder reads packets ahead of the frames asked for, so next to a broken
+            # stretch it can fail (at random) on frames that do decode: PyAV decodes this batch instead
+            return self._pyav_fallback().read(slots)
         if wanted.size == indices.size and np.array_equal(wanted, indices):
             return frames
         return frames[inverse.reshape(-1)]
 
+    def _pyav_fallback(self) -> _PyAVBackend:
+        if self._fallback is None:
+            self._fallback = _PyAVBackend(self.path, self._size)
+            self.fallback_reads = 0
+        self.fallback_reads += 1
+        return self._fallback
+
     def close(self) -> None:
         self._reader = None
+        if self._fallback is not None:
+            self._fallback.close()
+            self._fallback = None
 
 
 def _to_numpy(batch: Any) -> np.ndarray:

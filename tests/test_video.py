@@ -125,6 +125,24 @@ def test_backends_return_the_same_pixels(video):
     assert np.abs(a - b).max() <= 3
 
 
+def test_a_batch_decord_fails_on_is_decoded_by_pyav(video):
+    pytest.importorskip("decord")
+    indices = [3, 8, 21]
+    with FrameReader(video, backend="decord", size=(24, 32)) as reader, \
+            FrameReader(video, backend="pyav", size=(24, 32)) as pyav:
+        impl = reader._impl
+
+        class Failing:
+            def get_batch(self, positions):
+                raise RuntimeError("Thread worker: Error sending packet.")
+
+        impl._reader = Failing()
+        frames = reader.read(indices)
+        assert impl.fallback_reads == 1
+        assert np.array_equal(frames, pyav.read(indices))
+    assert decode_indices(frames) == indices
+
+
 def test_info_of_a_known_file(video, backend):
     with FrameReader(video, backend=backend) as reader:
         info = reader.info
