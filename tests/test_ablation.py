@@ -269,3 +269,16 @@ def test_annotation_file_items_and_errors(items, tmp_path):
             annotation_items(tmp_path / "bad.json")
     with pytest.raises(DatasetError, match="does not exist"):
         annotation_items(tmp_path / "nothing.json")
+
+
+def test_command_line_refuses_bad_grids_and_settings(tmp_path, capsys):
+    from adapttoken_plugin.cli import main
+
+    assert main(["ablate", "--selectors", "no-such-selector", "--out", str(tmp_path)]) == 2
+    assert "no-such-selector" in capsys.readouterr().err
+    assert main(["ablate", "--budgets", "3/2", "--out", str(tmp_path)]) == 2
+    assert "budget '3/2'" in capsys.readouterr().err
+    assert main(["ablate", "--set", "tau", "--out", str(tmp_path)]) == 2
+    assert "KEY=VALUE" in capsys.readouterr().err
+    assert main(["ablate", "--dataset", str(tmp_path / "none.jsonl"), "--out", str(tmp_path)]) == 2
+    assert "does not exist" in capsys.readouterr().err

@@ -1,4 +1,4 @@
-"""Command line of the ablation sweep (`python scripts/ablate.py ...`).
+"""Command line of the ablation sweep: `adapttoken ablate ...` or `python scripts/ablate.py ...`.
 
     python scripts/ablate.py --dataset needle --questions 24 --lengths 256 1024 \\
         --selectors uniform attention-topk adapttoken adapttoken-lite --budgets 1/32 1/16 --tau 0.5 2
@@ -22,7 +22,7 @@ from .grid import Grid
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="ablate", description=__doc__,
+    parser = argparse.ArgumentParser(prog="adapttoken ablate", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     data = parser.add_argument_group("dataset")
     data.add_argument("--dataset", default="needle", help="'needle' (generated) or a JSON/JSONL annotation file "

@@ -166,7 +166,11 @@ def plot_accuracy(cells: list[dict[str, Any]], path: Path) -> None:
         for label, pts in lines.items():
             pts.sort()
             ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=label)
-        ax.set(title=subset, xscale="log", xlabel="budget (visual tokens)", ylabel="accuracy", ylim=(0, 1.05))
+        ax.set(title=subset, xscale="log", xlabel="budget (visual tokens, mean per question)", ylabel="accuracy",
+               ylim=(0, 1.05))
+        budgets = sorted({p[0] for pts in lines.values() for p in pts})
+        ax.set_xticks(budgets, [f"{b:.0f}" for b in budgets])
+        ax.minorticks_off()
         ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
