@@ -1,6 +1,7 @@
 """Ablation sweeps: grid expansion, the evidence cache, resuming, and the written table."""
 
 import csv
+import hashlib
 import itertools
 import json
 from dataclasses import replace
@@ -140,8 +141,6 @@ def test_cached_evidence_selects_and_answers_as_a_fresh_run(trained, items, tmp_
                            scoring_layer=row["scoring_layer"], **{k: row[k] for k in ("tau", "theta") if row[k]})
         fresh = Pipeline(model, processor, cfg).answer(item.video, item.question, item.options, max_new_tokens=4)
         kept = torch.tensor(fresh.trace.kept_token_ids)
-        import hashlib
-
         assert hashlib.sha256(kept.numpy().tobytes()).hexdigest()[:16] == row["kept_sha256"], row
         assert (fresh.letter, fresh.trace.groups_visited) == (row["letter"], row["groups_visited"]), row
     # the grid holds settings that select differently (else this test could not tell them apart)

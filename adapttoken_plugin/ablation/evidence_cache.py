@@ -8,7 +8,7 @@ The key holds everything a group pass depends on and nothing else:
 - the frames: fps, max_frames, max_pixels, frames_per_group;
 - the scoring: the (resolved) scoring_layer, score_reduce, entropy_mode (with its generation settings
   when it is `generated`, the option token ids when it is `options`), position_rule, positions_1d;
-- the prompt (question with its options, as tokenised).
+- the prompt: the question with its options, and its token ids around the video (chat template, tokenizer).
 
 Not in the key: selector, budget, tau, theta, min_groups, dedup, seed (selection reads them, the
 group passes do not) and the number of candidates kept per group, which depends on the largest budget:

@@ -125,6 +125,7 @@ class Sweep:
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     def _run_item(self, item: Item, video_sha: str, pending: list[tuple[RunSpec, str]]):
+        """Rows of the pending runs of one item; the video is opened only if a run needs pixels."""
         config = self.base.replace(**item.settings)
         pipe = Pipeline(self.model, self.processor, config, self.backend)
         prompt_text = format_question(item.question, item.options)
@@ -173,7 +174,7 @@ class Sweep:
 
     def _evidence(self, pipe, config, video, video_sha, prompt_text, prompt, option_ids, layer, frames_per_group):
         """Every group's evidence for one (scoring layer, frames per group): from the cache, else collected."""
-        key = self._evidence_key(config, video_sha, prompt_text, option_ids, layer, frames_per_group)
+        key = self._evidence_key(config, video_sha, prompt_text, prompt, option_ids, layer, frames_per_group)
         peers = [s for s in self.specs if s.needs_group_pass and (s.scoring_layer, s.frames_per_group)
                  == (layer, frames_per_group)]
 
@@ -195,10 +196,12 @@ class Sweep:
         self.cache.put(key, cached)
         return cached, "miss"
 
-    def _evidence_key(self, config, video_sha, prompt_text, option_ids, layer, frames_per_group) -> dict[str, Any]:
+    def _evidence_key(self, config, video_sha, prompt_text, prompt, option_ids, layer,
+                      frames_per_group) -> dict[str, Any]:
         """Everything the group passes depend on (see evidence_cache.py)."""
         key = {
             "video_sha256": video_sha, "backend": self.backend, "model": self.identity, "prompt": prompt_text,
+            "prompt_ids": [prompt.prefix_ids.tolist(), prompt.suffix_ids.tolist()],  # chat template and tokenizer
             "fps": config.fps, "max_frames": config.max_frames, "max_pixels": config.max_pixels,
             "frames_per_group": frames_per_group, "scoring_layer": layer, "score_reduce": config.score_reduce,
             "entropy_mode": config.entropy_mode, "position_rule": config.position_rule,
