@@ -281,3 +281,25 @@ def test_command_line_refuses_bad_grids_and_settings(tmp_path, capsys):
     assert "KEY=VALUE" in capsys.readouterr().err
     assert main(["ablate", "--dataset", str(tmp_path / "none.jsonl"), "--out", str(tmp_path)]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_cache_writes_are_atomic_and_unreadable_entries_are_rebuilt(trained, items, tmp_path, monkeypatch):
+    grid = Grid(("adapttoken",), budgets=("1/16",))
+    cache = tmp_path / "cache"
+
+    def save_half_then_fail(obj, f):
+        f.write(b"partial")
+        raise OSError("disk full")
+
+    with monkeypatch.context() as m:
+        m.setattr(torch, "save", save_half_then_fail)
+        with pytest.raises(OSError, match="disk full"):
+            _sweep(trained, items[:1], tmp_path / "a", grid, cache=cache).run()
+    assert list(cache.iterdir()) == []  # neither an entry nor a temporary file is left
+    good = _sweep(trained, items[:1], tmp_path / "b", grid, cache=cache).run()
+    (entry,) = cache.iterdir()
+    entry.write_bytes(b"not a torch file")
+    rebuilt = _sweep(trained, items[:1], tmp_path / "c", grid, cache=cache).run()
+    assert (rebuilt.cache_hits, rebuilt.cache_misses, rebuilt.group_passes) == (0, 1, 4)
+    assert _without_timing(rebuilt.rows) == _without_timing(good.rows)
+    assert _sweep(trained, items[:1], tmp_path / "d", grid, cache=cache).run().cache_hits == 1

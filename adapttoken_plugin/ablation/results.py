@@ -194,6 +194,7 @@ def plot_lite_time(cells: list[dict[str, Any]], path: Path) -> None:
                                        for _, lite in ps], fontsize=7)
         ax.set(title=subset, ylabel="seconds / question")
         if ps:
+            ax.set_ylim(0, 1.3 * max(full["seconds"] for full, _ in ps))  # room for the legend above the bars
             ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
