@@ -1,4 +1,4 @@
-"""Command line: `adapttoken answer`, `adapttoken demo`, `adapttoken list`.
+"""Command line: `adapttoken answer`, `adapttoken demo`, `adapttoken list`, `adapttoken ablate`.
 
 Every `AdaptTokenConfig` field is a flag of `answer` and `demo` (`--budget 4096`, `--selector
 adapttoken-lite`, ...), parsed by `AdaptTokenConfig.from_dict`, so the CLI cannot drift from the config.
@@ -51,6 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(demo)
 
     sub.add_parser("list", help="registered selectors and supported model classes")
+    sub.add_parser("ablate", help="ablation sweep over a dataset (`adapttoken ablate --help`; same as "
+                   "scripts/ablate.py)", add_help=False)
     return parser
 
 
@@ -64,6 +66,11 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["ablate"]:  # its own parser: grid axes, dataset, output folder
+        from .ablation.command import main as ablate
+
+        return ablate(argv[1:])
     args = build_parser().parse_args(argv)
     try:
         if args.command == "list":

@@ -42,3 +42,7 @@ class VideoReadError(AdaptTokenError, OSError):
 
 class EmptyVideoError(VideoReadError):
     """Frame sampling produced zero frames."""
+
+
+class DatasetError(AdaptTokenError, ValueError):
+    """An ablation dataset (annotation file) is missing, malformed, or names a video that does not exist."""

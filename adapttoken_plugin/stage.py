@@ -111,11 +111,7 @@ def collect_evidence(
         GroupEvidence(g, units, layout.token_ids_of_units(units))
         for g, units in enumerate(interleaved_groups(layout.num_units, units_per_group))
     ]
-    trace = Trace(
-        selector=config.selector, config=config.to_dict(), num_frames=layout.num_units * layout.frames_per_unit,
-        num_units=layout.num_units, tokens_per_unit=layout.tokens_per_unit, total_tokens=layout.num_tokens,
-        grid_w=layout.grid_w, frame_indices=None if layout.frame_indices is None else list(layout.frame_indices),
-    )
+    trace = empty_trace(config, layout)
     if not selector.needs_group_pass:
         return Evidence(groups, groups, trace)
     layer = resolve_scoring_layer(adapter, config)
@@ -130,6 +126,31 @@ def collect_evidence(
         if selector.should_stop(visited, len(groups)):
             break
     return Evidence(groups, visited, trace)
+
+
+def empty_trace(config: AdaptTokenConfig, layout: VideoLayout) -> Trace:
+    """The trace of a selection on this layout before any group pass."""
+    return Trace(
+        selector=config.selector, config=config.to_dict(), num_frames=layout.num_units * layout.frames_per_unit,
+        num_units=layout.num_units, tokens_per_unit=layout.tokens_per_unit, total_tokens=layout.num_tokens,
+        grid_w=layout.grid_w, frame_indices=None if layout.frame_indices is None else list(layout.frame_indices),
+    )
+
+
+def replay_visits(selector: Selector, groups: list[GroupEvidence]) -> list[GroupEvidence]:
+    """The groups `selector` would have visited, given the evidence of every group (Lite: until it stops).
+
+    Lets evidence collected once over all groups serve any theta / min_groups: the stop rule is
+    replayed in visiting order. Selectors without group passes get every group (they read none of it).
+    """
+    if not selector.needs_group_pass:
+        return groups
+    seen: list[GroupEvidence] = []
+    for group in groups:
+        seen.append(group)
+        if selector.should_stop(seen, len(groups)):
+            break
+    return seen
 
 
 @torch.no_grad()

@@ -30,7 +30,7 @@ from adapttoken_plugin.layout import GroupEvidence, Selection, VideoLayout
 from adapttoken_plugin.needle import VIDEO_FPS, NeedleQuestion, question_set, write_video_file
 from adapttoken_plugin.pipeline import Pipeline, format_question
 from adapttoken_plugin.selectors.base import Selector
-from adapttoken_plugin.stage import Evidence, collect_evidence, finish_selection
+from adapttoken_plugin.stage import Evidence, collect_evidence, finish_selection, replay_visits
 
 SELECTORS_RUN = ("full", "uniform", "random", "attention-topk", "adapttoken", "adapttoken-lite", "oracle")
 
@@ -80,7 +80,7 @@ def run_question(model, processor, q: NeedleQuestion, video: Path, fractions, se
             for fraction, budget in ([(1, total)] if name == "full" else budgets.items()):
                 cfg = base.replace(selector="full" if name == "oracle" else name, budget=budget)
                 selector = (OracleSelector(cfg, needle_units) if name == "oracle" else SELECTORS.get(name)(cfg))
-                visited = _visited(selector, evidence.groups)
+                visited = replay_visits(selector, evidence.groups)
                 start = time.perf_counter()
                 result = finish_selection(pipe.adapter, cfg, layout, Evidence(evidence.groups, visited,
                                                                               evidence.trace), session.pixels_for,
@@ -98,18 +98,6 @@ def run_question(model, processor, q: NeedleQuestion, video: Path, fractions, se
                     "needle_tokens_kept": kept_needle, "seconds": session.setup_seconds + passes + own,
                 })
     return rows
-
-
-def _visited(selector: Selector, groups: list[GroupEvidence]) -> list[GroupEvidence]:
-    """The groups the selector would have visited (Lite: until it stops)."""
-    if not selector.needs_group_pass:
-        return groups
-    seen = []
-    for g in groups:
-        seen.append(g)
-        if selector.should_stop(seen, len(groups)):
-            break
-    return seen
 
 
 def peak_memory(video: Path, frames: int, budget: int) -> float | None:

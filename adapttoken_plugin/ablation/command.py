@@ -1,0 +1,119 @@
+"""Command line of the ablation sweep: `adapttoken ablate ...` or `python scripts/ablate.py ...`.
+
+    python scripts/ablate.py --dataset needle --questions 24 --lengths 256 1024 \\
+        --selectors uniform attention-topk adapttoken adapttoken-lite --budgets 1/32 1/16 --tau 0.5 2
+    python scripts/ablate.py --dataset videomme.jsonl --model PATH --device cuda --budgets 4096 7040 \\
+        --selectors adapttoken adapttoken-lite --theta 0.1 0.2 0.4 --set max_frames=1024
+
+Run it again with the same --out to resume; point --cache at one folder to share evidence between sweeps.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from ..config import AdaptTokenConfig
+from ..errors import AdaptTokenError, ConfigError
+from .datasets import annotation_items, needle_items
+from .grid import Grid
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="adapttoken ablate", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    data = parser.add_argument_group("dataset")
+    data.add_argument("--dataset", default="needle", help="'needle' (generated) or a JSON/JSONL annotation file "
+                      "(records: video, question, options, answer letter; optional id, subset)")
+    data.add_argument("--questions", type=int, default=24, help="needle: number of questions")
+    data.add_argument("--lengths", type=int, nargs="+", default=[256, 1024], help="needle: frames per video")
+    data.add_argument("--seed", type=int, default=0, help="needle: question seed")
+    data.add_argument("--videos", default="runs/needle_videos", help="needle: folder of the generated videos")
+    grid = parser.add_argument_group("grid (an axis left out takes the config's value)")
+    grid.add_argument("--selectors", nargs="+", default=["uniform", "attention-topk", "adapttoken",
+                                                          "adapttoken-lite"])
+    grid.add_argument("--budgets", nargs="+", default=[], help="tokens (4096) or fractions of the video (1/16)")
+    grid.add_argument("--tau", type=float, nargs="+", default=[])
+    grid.add_argument("--theta", type=float, nargs="+", default=[])
+    grid.add_argument("--scoring-layer", type=int, nargs="+", default=[])
+    grid.add_argument("--frames-per-group", type=int, nargs="+", default=[])
+    run = parser.add_argument_group("run")
+    run.add_argument("--model", default=None, help="model directory (default: the bundled trained toy model)")
+    run.add_argument("--device", default="cpu")
+    run.add_argument("--dtype", default="auto", help="auto, float32, bfloat16, float16")
+    run.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="other AdaptTokenConfig settings")
+    run.add_argument("--max-new-tokens", type=int, default=4)
+    run.add_argument("--backend", default="auto", choices=("auto", "decord", "pyav"), help="video decoder")
+    run.add_argument("--out", default="runs/ablate", help="output folder (results, table, plots; resumable)")
+    run.add_argument("--cache", default=None, help="evidence cache folder (default: <out>/evidence)")
+    run.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    run.add_argument("--quiet", action="store_true", help="no progress bar")
+    return parser
+
+
+def base_config(settings: list[str]) -> AdaptTokenConfig:
+    values = {}
+    for item in settings:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ConfigError(f"--set {item!r}: expected KEY=VALUE")
+        values[key] = value
+    return AdaptTokenConfig.from_dict(values)
+
+
+def load_model(path: str | None, device: str, dtype: str) -> tuple[Any, Any]:
+    import torch
+
+    if path is None:
+        from ..toy import load_needle_model
+
+        model, processor = load_needle_model()
+        return model.to(device), processor
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    torch_dtype = "auto" if dtype == "auto" else getattr(torch, dtype)
+    model = AutoModelForImageTextToText.from_pretrained(path, dtype=torch_dtype).to(device).eval()
+    return model, AutoProcessor.from_pretrained(path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return _ablate(args)
+    except AdaptTokenError as error:
+        print(f"ablate: error: {error}", file=sys.stderr)
+        return 2
+
+
+def _ablate(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.progress import Progress
+
+    from .runner import Sweep
+
+    if args.threads is not None:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    base = base_config(args.set)
+    grid = Grid(tuple(args.selectors), tuple(args.budgets), tuple(args.tau), tuple(args.theta),
+                tuple(args.scoring_layer), tuple(args.frames_per_group))
+    items = (needle_items(args.questions, tuple(args.lengths), args.videos, seed=args.seed)
+             if args.dataset == "needle" else annotation_items(args.dataset))
+    model, processor = load_model(args.model, args.device, args.dtype)
+    console = Console(stderr=True)
+    with Progress(console=console, transient=True, disable=args.quiet) as progress:
+        sweep = Sweep(model, processor, base, grid, items, args.out, args.cache, args.max_new_tokens, args.backend)
+        task = progress.add_task("runs", total=len(items) * len(sweep.specs))
+        sweep.on_run = lambda row: progress.advance(task)
+        report = sweep.run()
+    out = Path(args.out)
+    print((out / "table.md").read_text())
+    rate = "n/a (no lookups)" if report.cache_hit_rate is None else f"{report.cache_hit_rate:.0%}"
+    console.print(f"{report.ran} runs now, {report.skipped} already done; evidence cache: {report.cache_hits} hits, "
+                  f"{report.cache_misses} misses (hit rate {rate}); {report.group_passes} group passes; "
+                  f"{report.seconds:.1f} s")
+    console.print(f"written: {out}/results.csv, results.json, results.jsonl, table.md, accuracy.png, lite_time.png")
+    return 0

@@ -1,0 +1,215 @@
+"""The resumable sweep: every grid point on every item, each finished run appended to results.jsonl.
+
+Per item, the group passes run once per (frames_per_group, scoring_layer) with the largest budget of
+the grid (so every smaller budget reads a prefix of the same ranked candidates), or come from the
+evidence cache; each run then re-does only its selection (Lite's stop rule replayed over the evidence
+with its theta) and its final pass. A restart skips the runs already in results.jsonl.
+
+Seconds per run are composed from measured parts: the video setup and the group passes the selector
+needs (Lite: the groups until it stops), both measured when the evidence was collected, plus the
+run's own selection and final pass, measured now.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable
+from contextlib import ExitStack
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..config import AdaptTokenConfig
+from ..layout import VideoLayout
+from ..pipeline import Pipeline, VideoSession, format_question
+from ..registry import SELECTORS
+from ..stage import Evidence, collect_evidence, empty_trace, finish_selection, replay_visits, resolve_scoring_layer
+from .datasets import Item
+from .evidence_cache import CachedEvidence, EvidenceCache, candidates_needed, file_sha256, model_identity
+from .grid import AXES, Grid, RunSpec, expand_grid, resolve_budget
+from .results import ResultsLog, write_outputs
+
+
+@dataclass
+class SweepReport:
+    """What one invocation did. `rows`: every run of the grid (finished now or before), in grid order."""
+
+    rows: list[dict[str, Any]]
+    ran: int
+    skipped: int
+    cache_hits: int
+    cache_misses: int
+    cache_hit_rate: float | None
+    group_passes: int
+    seconds: float
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out.pop("rows")
+        out["runs"] = len(self.rows)
+        return out
+
+
+class _LazyVideo:
+    """Opens the video on first use: a sweep served from the cache never decodes it."""
+
+    def __init__(self, pipe: Pipeline, path: Path) -> None:
+        self.pipe, self.path = pipe, path
+        self.session: VideoSession | None = None
+        self._stack = ExitStack()
+
+    def open(self) -> VideoSession:
+        if self.session is None:
+            self.session = self._stack.enter_context(self.pipe.open_video(self.path))
+        return self.session
+
+    def pixels_for(self, units: torch.Tensor) -> dict[str, Any]:
+        return self.open().pixels_for(units)
+
+    def __enter__(self) -> _LazyVideo:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stack.close()
+
+
+class Sweep:
+    """A grid over items. `on_run(row)` is called after each run is saved (progress; tests interrupt here)."""
+
+    def __init__(self, model: Any, processor: Any, base: AdaptTokenConfig, grid: Grid, items: list[Item],
+                 out: str | Path, cache: str | Path | None = None, max_new_tokens: int = 4, backend: str = "auto",
+                 on_run: Callable[[dict[str, Any]], None] | None = None) -> None:
+        self.model, self.processor, self.base, self.grid, self.items = model, processor, base, grid, items
+        self.out = Path(out)
+        self.cache = EvidenceCache(Path(cache) if cache is not None else self.out / "evidence")
+        self.max_new_tokens, self.backend, self.on_run = max_new_tokens, backend, on_run
+        self.identity = model_identity(model, processor)
+        self.group_passes = 0
+        probe = Pipeline(model, processor, base, backend)
+        self.specs = expand_grid(grid, base, resolve_scoring_layer(probe.adapter, base))
+
+    def run(self) -> SweepReport:
+        start = time.perf_counter()
+        self.out.mkdir(parents=True, exist_ok=True)
+        log = ResultsLog(self.out / "results.jsonl")
+        done = log.load()
+        order, ran, skipped = [], 0, 0
+        for item in self.items:
+            video_sha = file_sha256(item.video)
+            ids = [self._run_id(item, video_sha, spec) for spec in self.specs]
+            order += ids
+            pending = [(spec, rid) for spec, rid in zip(self.specs, ids) if rid not in done]
+            skipped += len(self.specs) - len(pending)
+            if pending:
+                for row in self._run_item(item, video_sha, pending):
+                    log.append(row)
+                    done[row["run_id"]] = row
+                    ran += 1
+                    if self.on_run is not None:
+                        self.on_run(row)
+        report = SweepReport([done[rid] for rid in order], ran, skipped, self.cache.hits, self.cache.misses,
+                             self.cache.hit_rate, self.group_passes, time.perf_counter() - start)
+        write_outputs(self.out, report.rows, report.to_dict())
+        return report
+
+    def _run_id(self, item: Item, video_sha: str, spec: RunSpec) -> str:
+        base = {k: v for k, v in self.base.replace(**item.settings).to_dict().items()
+                if k not in (*AXES, "selector", "feature_store", "frame_cache")}
+        text = json.dumps({"item": [item.item_id, video_sha, item.question, item.options, item.answer],
+                           "spec": spec.to_dict(), "base": base, "model": self.identity, "backend": self.backend,
+                           "max_new_tokens": self.max_new_tokens}, sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    def _run_item(self, item: Item, video_sha: str, pending: list[tuple[RunSpec, str]]):
+        """Rows of the pending runs of one item; the video is opened only if a run needs pixels."""
+        config = self.base.replace(**item.settings)
+        pipe = Pipeline(self.model, self.processor, config, self.backend)
+        prompt_text = format_question(item.question, item.options)
+        prompt = pipe.prompt_parts(prompt_text)
+        option_ids = pipe.option_token_ids(len(item.options))
+        evidence: dict[tuple[int, int], tuple[CachedEvidence, str]] = {}
+        with _LazyVideo(pipe, item.video) as video:
+            for spec, run_id in pending:
+                if spec.needs_group_pass:
+                    where = (spec.scoring_layer, spec.frames_per_group)
+                    if where not in evidence:
+                        evidence[where] = self._evidence(pipe, config, video, video_sha, prompt_text, prompt,
+                                                         option_ids, *where)
+                    cached, status = evidence[where]
+                    layout, setup = cached.layout, cached.setup_seconds
+                else:
+                    session = video.open()  # before the clock: setup is counted once, as `setup_seconds`
+                    layout, setup, status = session.layout, session.setup_seconds, "-"
+                cfg = spec.config(config, layout.num_tokens)
+                selector = SELECTORS.get(spec.selector)(cfg)
+                if spec.needs_group_pass:
+                    groups = cached.groups
+                    visited = replay_visits(selector, groups)
+                    passes = sum(sum(g.seconds.values()) for g in visited)
+                else:
+                    groups = collect_evidence(self.model, pipe.adapter, cfg, prompt, layout, video.pixels_for,
+                                              option_ids, selector=selector).groups  # no model call
+                    visited, passes = groups, 0.0
+                start = time.perf_counter()
+                evidence_now = Evidence(groups, visited, empty_trace(cfg, layout))
+                result = finish_selection(pipe.adapter, cfg, layout, evidence_now, video.pixels_for, selector)
+                answer = pipe.generate_answer(prompt, layout, result, item.options, self.max_new_tokens)
+                own = time.perf_counter() - start
+                yield {
+                    "run_id": run_id, "item_id": item.item_id, "subset": item.subset, **spec.to_dict(),
+                    "budget": "all" if spec.budget is None else spec.budget,
+                    "budget_tokens": layout.num_tokens if spec.budget is None else cfg.budget,
+                    "total_tokens": layout.num_tokens,
+                    "kept": result.trace.kept_tokens, "groups": len(groups),
+                    "groups_visited": len(visited) if spec.needs_group_pass else 0,
+                    "letter": answer.letter, "answer": item.answer, "correct": answer.letter == item.answer,
+                    "seconds": setup + passes + own, "setup_seconds": setup, "group_pass_seconds": passes,
+                    "final_seconds": own, "evidence": status,
+                    "kept_sha256": hashlib.sha256(result.token_ids.numpy().tobytes()).hexdigest()[:16],
+                }
+
+    def _evidence(self, pipe, config, video, video_sha, prompt_text, prompt, option_ids, layer, frames_per_group):
+        """Every group's evidence for one (scoring layer, frames per group): from the cache, else collected."""
+        key = self._evidence_key(config, video_sha, prompt_text, prompt, option_ids, layer, frames_per_group)
+        peers = [s for s in self.specs if s.needs_group_pass and (s.scoring_layer, s.frames_per_group)
+                 == (layer, frames_per_group)]
+
+        def largest_budget(layout: VideoLayout) -> int:  # every budget of the grid that reads this evidence
+            return max(resolve_budget(s.budget, layout.num_tokens) for s in peers)
+
+        cached = self.cache.get(key, lambda layout: candidates_needed(config.overselect, largest_budget(layout)))
+        if cached is not None:
+            return cached, "hit"
+        session = video.open()
+        budget = largest_budget(session.layout)
+        collect = config.replace(selector="adapttoken", budget=budget, scoring_layer=layer,
+                                 frames_per_group=frames_per_group, feature_store="cpu")
+        found = collect_evidence(self.model, pipe.adapter, collect, prompt, session.layout, video.pixels_for,
+                                 option_ids)
+        self.group_passes += len(found.groups)
+        cached = CachedEvidence(session.layout, found.groups, candidates_needed(config.overselect, budget),
+                                session.setup_seconds)
+        self.cache.put(key, cached)
+        return cached, "miss"
+
+    def _evidence_key(self, config, video_sha, prompt_text, prompt, option_ids, layer,
+                      frames_per_group) -> dict[str, Any]:
+        """Everything the group passes depend on (see evidence_cache.py)."""
+        key = {
+            "video_sha256": video_sha, "backend": self.backend, "model": self.identity, "prompt": prompt_text,
+            "prompt_ids": [prompt.prefix_ids.tolist(), prompt.suffix_ids.tolist()],  # chat template and tokenizer
+            "fps": config.fps, "max_frames": config.max_frames, "max_pixels": config.max_pixels,
+            "frames_per_group": frames_per_group, "scoring_layer": layer, "score_reduce": config.score_reduce,
+            "entropy_mode": config.entropy_mode, "position_rule": config.position_rule,
+            "positions_1d": config.positions_1d,
+        }
+        if config.entropy_mode == "generated":
+            key |= {"entropy_max_new_tokens": config.entropy_max_new_tokens,
+                    "entropy_top_fraction": config.entropy_top_fraction}
+        if config.entropy_mode == "options":
+            key["option_ids"] = list(option_ids)
+        return key
