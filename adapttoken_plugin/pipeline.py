@@ -142,6 +142,12 @@ class Pipeline:
         resolve_scoring_layer(self.adapter, self.config)
         self.backend = backend
 
+    @property
+    def prompt_needs_video(self) -> bool:
+        """Whether the prompt has text around every frame unit (Qwen3-VL timestamps, InternVL frame labels),
+        so that `prompt_parts` needs the opened video."""
+        return type(self.adapter).video_prompt is not ModelAdapter.video_prompt
+
     def prompt_parts(self, text: str, session: VideoSession | None = None) -> PromptParts:
         """Token ids around the video for a user message holding the video then `text`.
 
@@ -152,7 +158,7 @@ class Pipeline:
         rendered = self.processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
         if session is not None:
             return self.adapter.video_prompt(self.processor, rendered, session.layout, session.video_fps)
-        if type(self.adapter).video_prompt is not ModelAdapter.video_prompt:
+        if self.prompt_needs_video:
             raise UnsupportedInputError(f"the prompt of {type(self.model).__name__} has text around every frame: "
                                         "pass the opened video's session (Pipeline.open_video) to prompt_parts")
         return self.adapter.video_prompt(self.processor, rendered, None, 0.0)

@@ -303,3 +303,36 @@ def test_cache_writes_are_atomic_and_unreadable_entries_are_rebuilt(trained, ite
     assert (rebuilt.cache_hits, rebuilt.cache_misses, rebuilt.group_passes) == (0, 1, 4)
     assert _without_timing(rebuilt.rows) == _without_timing(good.rows)
     assert _sweep(trained, items[:1], tmp_path / "d", grid, cache=cache).run().cache_hits == 1
+
+
+@pytest.mark.parametrize("name", ["qwen3_vl", "internvl"])
+def test_families_with_per_frame_prompt_text_sweep_from_the_cache_as_fresh_runs(name, tmp_path):
+    """Qwen3-VL (timestamps) and InternVL (frame labels) build their prompt from the opened video."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parent / "adapters"))
+    from families import FAMILIES
+
+    from adapttoken_plugin.video import write_video
+
+    family = FAMILIES[name]
+    model, processor = family.model(), family.build_processor()
+    video = tmp_path / "clip.mp4"
+    write_video(video, family.video(seed=3), fps=4.0)
+    (tmp_path / "ann.json").write_text(json.dumps([{"video": str(video), "question": "Which colour?",
+                                                    "options": ["red", "blue"], "answer": "A"}]))
+    items = annotation_items(tmp_path / "ann.json")
+    base = AdaptTokenConfig(frames_per_group=family.frames_per_group, fps=4.0, max_frames=16)
+    grid = Grid(("adapttoken", "adapttoken-lite"), budgets=("3",), theta=(100.0,))
+    first = Sweep(model, processor, base, grid, items, tmp_path / "a", cache=tmp_path / "cache").run()
+    again = Sweep(model, processor, base, grid, items, tmp_path / "b", cache=tmp_path / "cache").run()
+    assert {r["evidence"] for r in again.rows} == {"hit"} and again.group_passes == 0
+    for row, cached in zip(first.rows, again.rows):
+        cfg = base.replace(selector=row["selector"], budget=3, theta=100.0)
+        fresh = Pipeline(model, processor, cfg).answer(video, "Which colour?", ["red", "blue"], max_new_tokens=4)
+        kept = hashlib.sha256(torch.tensor(fresh.trace.kept_token_ids).numpy().tobytes()).hexdigest()[:16]
+        assert kept == row["kept_sha256"] == cached["kept_sha256"]
+        seen = row["total_tokens"] // row["groups"] * row["groups_visited"]  # Lite: the budget of the groups seen
+        assert row["kept"] == min(3, seen) and row["groups_visited"] == (2 if row["selector"] == "adapttoken" else 1)
+        assert fresh.letter == row["letter"] == cached["letter"]

@@ -18,6 +18,7 @@ Entries are written atomically (temporary file, then rename), so an interrupted 
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
@@ -164,6 +165,7 @@ class EvidenceCache:
 
 
 def _layout_dict(layout: VideoLayout) -> dict[str, Any]:
-    return {"num_units": layout.num_units, "grid_h": layout.grid_h, "grid_w": layout.grid_w,
-            "frames_per_unit": layout.frames_per_unit, "time_interval": float(layout.time_interval),
-            "frame_indices": None if layout.frame_indices is None else list(layout.frame_indices)}
+    """Every field of the layout (a new field is stored without a change here), as plain values."""
+    values = dataclasses.asdict(layout)
+    values["frame_indices"] = None if layout.frame_indices is None else list(layout.frame_indices)
+    return values

@@ -129,10 +129,11 @@ class Sweep:
         config = self.base.replace(**item.settings)
         pipe = Pipeline(self.model, self.processor, config, self.backend)
         prompt_text = format_question(item.question, item.options)
-        prompt = pipe.prompt_parts(prompt_text)
         option_ids = pipe.option_token_ids(len(item.options))
         evidence: dict[tuple[int, int], tuple[CachedEvidence, str]] = {}
         with _LazyVideo(pipe, item.video) as video:
+            # per-frame prompt text (Qwen3-VL timestamps, InternVL labels) is made from the opened video
+            prompt = pipe.prompt_parts(prompt_text, video.open() if pipe.prompt_needs_video else None)
             for spec, run_id in pending:
                 if spec.needs_group_pass:
                     where = (spec.scoring_layer, spec.frames_per_group)
