@@ -13,6 +13,7 @@ _PACKAGE = "adapttoken_plugin.integrations.lmms_eval"
 
 MODEL_CLASSES: dict[str, str] = {
     "adapttoken_qwen2_5_vl": f"{_PACKAGE}.qwen2_5_vl.AdaptTokenQwen2_5_VL",
+    "adapttoken_qwen3_vl": f"{_PACKAGE}.qwen3_vl.AdaptTokenQwen3_VL",
     "adapttoken_internvl": f"{_PACKAGE}.internvl.AdaptTokenInternVL",
     "adapttoken_llava_onevision": f"{_PACKAGE}.llava_onevision.AdaptTokenLlavaOneVision",
     "adapttoken_llava_vid": f"{_PACKAGE}.llava_vid.AdaptTokenLlavaVid",
