@@ -52,6 +52,7 @@ def test_family_aliases_and_processor_arguments():
     ("pretrained=/nonexistent,adapttoken_budgte=64", "adapttoken_budgte"),
     ("pretrained=/nonexistent,batch_size=2", "batch_size"),
     ("pretrained=/nonexistent,torch_dtype=int8", "torch_dtype"),
+    ("pretrained=/nonexistent,video_decode_backend=opencv", "video_decode_backend"),
 ])
 def test_model_class_validates_arguments_before_loading_anything(arg_string, key):
     with pytest.raises(ConfigError, match=key):  # a load attempt would raise OSError for the missing checkpoint

@@ -33,6 +33,7 @@ from tqdm import tqdm
 from ...config import AdaptTokenConfig
 from ...errors import ConfigError, NoVideoError, UnsupportedInputError
 from ...pipeline import Pipeline
+from ...video import BACKENDS
 from .arguments import parse_model_args
 
 DEFAULT_MAX_NEW_TOKENS = 16
@@ -79,6 +80,8 @@ class AdaptTokenLMM(lmms):
             raise ConfigError(f"batch_size={batch_size!r}: {self.model_id} answers one request at a time; use 1")
         if torch_dtype not in DTYPES:
             raise ConfigError(f"torch_dtype={torch_dtype!r} is not known: expected one of {DTYPES}")
+        if video_decode_backend not in BACKENDS:
+            raise ConfigError(f"video_decode_backend={video_decode_backend!r} is not known: expected one of {BACKENDS}")
         from accelerate import Accelerator
 
         self.accelerator = Accelerator()
@@ -116,11 +119,8 @@ class AdaptTokenLMM(lmms):
 
     @property
     def device(self) -> torch.device:
+        """Where the model runs (lmms-eval's evaluator puts its rank-count tensors here)."""
         return self._device
-
-    @property
-    def model(self) -> Any:
-        return self.pipeline.model
 
     def generate_until(self, requests: list[Instance]) -> list[str]:
         """One greedy answer per request, in request order; each request's video goes through the pipeline."""
