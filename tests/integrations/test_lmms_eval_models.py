@@ -6,9 +6,11 @@ from lmms_eval.api.instance import Instance
 from PIL import Image
 
 from adapttoken_plugin import AdaptTokenConfig, NoVideoError, Pipeline, UnsupportedInputError
+from adapttoken_plugin.integrations.lmms_eval.internvl import AdaptTokenInternVL
 from adapttoken_plugin.integrations.lmms_eval.llava_onevision import AdaptTokenLlavaOneVision
 from adapttoken_plugin.integrations.lmms_eval.model import _cut_at_stops
 from adapttoken_plugin.integrations.lmms_eval.qwen2_5_vl import AdaptTokenQwen2_5_VL
+from adapttoken_plugin.integrations.lmms_eval.qwen3_vl import AdaptTokenQwen3_VL
 from adapttoken_plugin.needle import VIDEO_FPS, make_question, write_video_file
 from adapttoken_plugin.toy import NEEDLE_MODEL_DIR, load_needle_model
 from adapttoken_plugin.video import write_video
@@ -61,6 +63,29 @@ def test_sampling_or_beam_search_is_refused(qwen_lmm, needle_videos, gen_kwargs)
 def test_documents_without_exactly_one_video_are_refused(qwen_lmm, needle_videos, visual):
     with pytest.raises(NoVideoError, match="exactly one video"):
         qwen_lmm.generate_until(requests_for(qwen_lmm, [{"video": str(needle_videos[0])}], NEEDLE_PROMPT, {}, visual))
+
+
+def test_prompts_with_interleaved_images_are_refused(qwen_lmm, needle_videos):
+    with pytest.raises(UnsupportedInputError, match="<image>"):
+        qwen_lmm.generate_until(requests_for(qwen_lmm, [{"video": str(needle_videos[0])}], "<image>\nWhat?", {}))
+
+
+@pytest.mark.parametrize("family, cls", [("qwen2_5_vl", AdaptTokenQwen2_5_VL), ("qwen3_vl", AdaptTokenQwen3_VL),
+                                         ("internvl", AdaptTokenInternVL),
+                                         ("llava_onevision", AdaptTokenLlavaOneVision)])
+def test_each_class_loads_its_family_checkpoint_and_processor(tmp_path, family, cls):
+    """`load` only (InternVL and Qwen3-VL wait for the streaming Pipeline before a request can run)."""
+    import torch
+    from adapters.families import FAMILIES
+
+    spec = FAMILIES[family]
+    spec.model().save_pretrained(tmp_path)
+    spec.build_processor().save_pretrained(tmp_path)
+    lmm = cls.__new__(cls)
+    lmm._device = torch.device("cpu")
+    model, processor = lmm.load(str(tmp_path), None, "auto", None, {})
+    assert type(model).__name__ == cls.model_class and not model.training
+    assert type(processor).__name__ == type(spec.build_processor()).__name__
 
 
 def test_replies_are_cut_at_the_task_stop_strings():
