@@ -95,6 +95,15 @@ def test_videomme_local_keeps_the_llava_vid_prompt_and_the_video_dir(tmp_path):
     assert task.doc_to_visual(doc) == [str(videos / "vidA.mp4")]
 
 
+def test_videomme_local_qwen3_vl_prompt(tmp_path):
+    pd.DataFrame(VIDEOMME_DOCS).to_parquet(tmp_path / "test.parquet")
+    videos = touch(tmp_path / "data", "vidA.mp4", "vidB.mp4")
+    task = local_task(tmp_path, "videomme_local", tmp_path / "test.parquet", videos, model_name="adapttoken_qwen3_vl")
+    doc = next(iter(task.test_docs()))
+    assert task.doc_to_text(doc) == ("Question: How many planets are shown?\nOptions:\nA. 1\nB. 2\nC. 3\nD. 4\n"
+                                     "Answer with the option letter only.")
+
+
 def test_longvideobench_local(tmp_path):
     docs = [dict(id="86CxyhFV9MI_0", video_path="86CxyhFV9MI.mp4", question="What is on the table?",
                  candidates=["a cup", "a book", "a phone"], correct_choice=1, duration_group=600,

@@ -1,8 +1,9 @@
 """Video-MME from a local copy (columns of lmms-eval/Video-MME: videoID, duration, domain, sub_category,
 task_type, question_id, question, options ["A. ...", ...], answer letter).
 
-Same prompt, answer extraction and score as lmms-eval's `videomme` task; the score is the overall
-accuracy in percent, with the per-duration accuracies logged.
+Same prompts (the default one, llava_vid's, and the Qwen3-VL format), answer extraction and score as
+lmms-eval's `videomme` task; the score is the overall accuracy in percent, with the per-duration
+accuracies logged.
 """
 
 from collections import defaultdict
@@ -28,8 +29,11 @@ def videomme_doc_to_visual(doc, lmms_eval_specific_kwargs):
 
 def videomme_doc_to_text(doc, lmms_eval_specific_kwargs):
     kwargs = lmms_eval_specific_kwargs
+    pre, post = kwargs.get("pre_prompt", ""), kwargs.get("post_prompt", "")
+    if kwargs.get("format") == "qwen3_vl":
+        return "\n".join([f"{pre}{doc['question']}", "Options:", *doc["options"], post])
     question = "\n".join([doc["question"], *doc["options"]])
-    return f"{kwargs.get('pre_prompt', '')}{INSTRUCTION}\n{question}\n{kwargs.get('post_prompt', '')}"
+    return f"{pre}{INSTRUCTION}\n{question}\n{post}"
 
 
 def videomme_process_results(doc, results):
