@@ -95,11 +95,10 @@ class AdaptTokenLMM(lmms):
         self.pipeline = Pipeline(model, processor, self.adapttoken_config, backend=video_decode_backend)
 
     def _default_device(self, device: str | None) -> str:
-        if self._world_size > 1:  # accelerate launch: one process per GPU, data parallel over documents
+        device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        if self._world_size > 1 and device.startswith("cuda"):  # accelerate launch: one GPU per process
             return f"cuda:{self.accelerator.local_process_index}"
-        if device is not None:
-            return device
-        return "cuda" if torch.cuda.is_available() else "cpu"
+        return device
 
     def load(self, pretrained: str, device_map: str | None, torch_dtype: str, attn_implementation: str | None,
              processor_kwargs: dict[str, Any]) -> tuple[Any, Any]:
