@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Fresh-machine entry point: `bash scripts/dev.sh demo` or `bash scripts/dev.sh test`.
 # Creates .venv (once), installs the pinned torch/torchvision pair first (a CUDA build that also
-# runs on the CPU), then this package with its dev extras, then runs the demo or the test suite.
+# runs on the CPU), then this package with its dev and eval (lmms-eval) extras, then runs the demo or the test suite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${ADAPTTOKEN_VENV:-.venv}
@@ -9,10 +9,12 @@ if [ ! -x "$VENV/bin/python" ]; then
     python3 -m venv "$VENV"
 fi
 PY="$VENV/bin/python"
-if ! "$PY" -c "import adapttoken_plugin, torch, torchvision, transformers, hypothesis, av" >/dev/null 2>&1; then
+# (the entry-point check reinstalls a venv made before the lmms-eval models were registered)
+if ! "$PY" -c "import adapttoken_plugin, torch, torchvision, transformers, hypothesis, av, lmms_eval, importlib.metadata as m
+assert m.entry_points(group='lmms_eval.models', name='adapttoken')" >/dev/null 2>&1; then
     "$PY" -m pip install -q --upgrade pip
     "$PY" -m pip install -q -c constraints.txt torch torchvision
-    "$PY" -m pip install -q -c constraints.txt -e ".[dev]"
+    "$PY" -m pip install -q -c constraints.txt -e ".[dev,eval]"
 fi
 case "${1:-test}" in
     demo) shift; exec "$VENV/bin/adapttoken" demo "$@" ;;

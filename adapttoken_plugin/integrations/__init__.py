@@ -1,0 +1,1 @@
+"""Integrations with other software (evaluation harnesses, model codebases); each one its own subpackage."""

@@ -1,0 +1,123 @@
+"""The lmms-eval model classes answer requests exactly as the streaming Pipeline does on the same model."""
+
+import numpy as np
+import pytest
+from lmms_eval.api.instance import Instance
+from PIL import Image
+
+from adapttoken_plugin import AdaptTokenConfig, NoVideoError, Pipeline, UnsupportedInputError
+from adapttoken_plugin.integrations.lmms_eval.internvl import AdaptTokenInternVL
+from adapttoken_plugin.integrations.lmms_eval.llava_onevision import AdaptTokenLlavaOneVision
+from adapttoken_plugin.integrations.lmms_eval.model import _cut_at_stops
+from adapttoken_plugin.integrations.lmms_eval.qwen2_5_vl import AdaptTokenQwen2_5_VL
+from adapttoken_plugin.integrations.lmms_eval.qwen3_vl import AdaptTokenQwen3_VL
+from adapttoken_plugin.needle import VIDEO_FPS, make_question, write_video_file
+from adapttoken_plugin.toy import NEEDLE_MODEL_DIR, load_needle_model
+from adapttoken_plugin.video import write_video
+
+NEEDLE_ARGS = dict(adapttoken_fps=VIDEO_FPS, adapttoken_max_frames=256, adapttoken_frames_per_group=64,
+                   adapttoken_budget=16, adapttoken_selector="adapttoken")
+NEEDLE_PROMPT = ("What colour was the large shape that appeared briefly?\nA. red\nB. green\nC. blue\nD. yellow\n"
+                 "Answer with the option's letter from the given choices directly.")
+
+
+def requests_for(lmm, docs, prompt, gen_kwargs, visual=lambda doc: [doc["video"]]):
+    """Requests as lmms-eval's ConfigurableTask builds them for a simple model, with the docs in task_dict."""
+    lmm.task_dict = {"t": {"test": dict(enumerate(docs))}}
+    return [Instance("generate_until", (prompt, dict(gen_kwargs), visual, i, "t", "test"), idx=0,
+                     metadata={"task": "t", "doc_id": i, "repeats": 1}) for i in range(len(docs))]
+
+
+@pytest.fixture(scope="module")
+def needle_videos(tmp_path_factory):
+    root = tmp_path_factory.mktemp("needle")
+    return [write_video_file(q, root / f"q{q.seed}.mp4") for q in (make_question(s, 256) for s in (1, 2, 3))]
+
+
+@pytest.fixture(scope="module")
+def qwen_lmm():
+    args = ",".join(f"{k}={v}" for k, v in NEEDLE_ARGS.items())
+    return AdaptTokenQwen2_5_VL.create_from_arg_string(f"pretrained={NEEDLE_MODEL_DIR},{args}", {"device": "cpu"})
+
+
+def test_qwen_replies_equal_the_pipeline_answers(qwen_lmm, needle_videos):
+    replies = qwen_lmm.generate_until(requests_for(qwen_lmm, [{"video": str(v)} for v in needle_videos],
+                                                   NEEDLE_PROMPT, {"max_new_tokens": 4, "until": ["\n\n"]}))
+    model, processor = load_needle_model()  # an independent copy of the checkpoint
+    pipe = Pipeline(model, processor, AdaptTokenConfig.from_dict(NEEDLE_ARGS))
+    q_opts = ["red", "green", "blue", "yellow"]
+    expected = [pipe.answer(v, "What colour was the large shape that appeared briefly?", q_opts, max_new_tokens=4).text
+                for v in needle_videos]
+    assert replies == expected
+    assert all(reply[:1] in "ABCD" and reply for reply in replies)
+
+
+@pytest.mark.parametrize("gen_kwargs", [{"temperature": 0.7}, {"do_sample": True}, {"num_beams": 4}])
+def test_sampling_or_beam_search_is_refused(qwen_lmm, needle_videos, gen_kwargs):
+    with pytest.raises(UnsupportedInputError, match="greedily"):
+        qwen_lmm.generate_until(requests_for(qwen_lmm, [{"video": str(needle_videos[0])}], NEEDLE_PROMPT, gen_kwargs))
+
+
+@pytest.mark.parametrize("visual", [lambda doc: [doc["video"], doc["video"]], lambda doc: [Image.new("RGB", (8, 8))],
+                                    lambda doc: []])
+def test_documents_without_exactly_one_video_are_refused(qwen_lmm, needle_videos, visual):
+    with pytest.raises(NoVideoError, match="exactly one video"):
+        qwen_lmm.generate_until(requests_for(qwen_lmm, [{"video": str(needle_videos[0])}], NEEDLE_PROMPT, {}, visual))
+
+
+def test_prompts_with_interleaved_images_are_refused(qwen_lmm, needle_videos):
+    with pytest.raises(UnsupportedInputError, match="<image>"):
+        qwen_lmm.generate_until(requests_for(qwen_lmm, [{"video": str(needle_videos[0])}], "<image>\nWhat?", {}))
+
+
+@pytest.mark.parametrize("family, cls", [("qwen2_5_vl", AdaptTokenQwen2_5_VL), ("qwen3_vl", AdaptTokenQwen3_VL),
+                                         ("internvl", AdaptTokenInternVL),
+                                         ("llava_onevision", AdaptTokenLlavaOneVision)])
+def test_each_class_loads_its_family_checkpoint_and_processor(tmp_path, family, cls):
+    """`load` only (InternVL and Qwen3-VL wait for the streaming Pipeline before a request can run)."""
+    import torch
+    from adapters.families import FAMILIES
+
+    spec = FAMILIES[family]
+    spec.model().save_pretrained(tmp_path)
+    spec.build_processor().save_pretrained(tmp_path)
+    lmm = cls.__new__(cls)
+    lmm._device = torch.device("cpu")
+    model, processor = lmm.load(str(tmp_path), None, "auto", None, {})
+    assert type(model).__name__ == cls.model_class and not model.training
+    assert type(processor).__name__ == type(spec.build_processor()).__name__
+
+
+def test_replies_are_cut_at_the_task_stop_strings():
+    assert _cut_at_stops("C. blue\n\nD. yellow", ["\n\n"]) == "C. blue"
+    assert _cut_at_stops("C. blue</s>x", "</s>") == "C. blue"
+    assert _cut_at_stops("C", None) == "C"
+
+
+def test_llava_onevision_replies_equal_the_pipeline_answer(tmp_path):
+    from adapters.families import FAMILIES
+
+    family = FAMILIES["llava_onevision"]
+    checkpoint = tmp_path / "tiny-llava-ov"
+    family.model().save_pretrained(checkpoint)
+    family.build_processor().save_pretrained(checkpoint)
+    video = tmp_path / "clip.mp4"
+    rng = np.random.default_rng(0)
+    write_video(video, (rng.integers(0, 255, (32, 32, 3), dtype=np.uint8) for _ in range(8)), fps=2.0)
+
+    # pyav: decord fails to resize to this tiny 16 x 16 frame size (DECORDError on the copy)
+    lmm = AdaptTokenLlavaOneVision.create_from_arg_string(
+        f"pretrained={checkpoint},max_frames_num=8,adapttoken_fps=2,adapttoken_frames_per_group=4,adapttoken_budget=20,"
+        "video_decode_backend=pyav", {"device": "cpu"})
+    assert lmm.adapttoken_config.max_frames == 8
+    prompt = "Which colour? A. red B. blue"
+    replies = lmm.generate_until(requests_for(lmm, [{"video": str(video)}], prompt, {"max_new_tokens": 5}))
+
+    from transformers import AutoProcessor, LlavaOnevisionForConditionalGeneration
+
+    model = LlavaOnevisionForConditionalGeneration.from_pretrained(checkpoint).eval()
+    cfg = AdaptTokenConfig(fps=2, max_frames=8, frames_per_group=4, budget=20)
+    pipe = Pipeline(model, AutoProcessor.from_pretrained(checkpoint), cfg, backend="pyav")
+    answer = pipe.answer(video, prompt, max_new_tokens=5)
+    assert len(replies[0]) >= 3  # the tiny model says something (random weights: random bytes)
+    assert replies == [answer.text] and answer.trace.kept_tokens <= 20 < answer.trace.total_tokens
