@@ -3,9 +3,7 @@ checkpoints such as `OpenGVLab/InternVL3-8B-hf`) under lmms-eval.
 
 Of lmms-eval's `internvl_hf` arguments it honours `num_frames` (= `adapttoken_max_frames`) and `fps`
 (= `adapttoken_fps`); each frame is one tile (the adapter refuses multi-tile frames, so
-`min_patches` / `max_patches` are not accepted). The streaming `Pipeline` support for InternVL is
-what this class relies on; until the installed version has it, building the class raises
-`UnsupportedModelError` rather than evaluating something else.
+`min_patches` / `max_patches` are not accepted).
 """
 
 from __future__ import annotations

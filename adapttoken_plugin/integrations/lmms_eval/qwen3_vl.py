@@ -1,9 +1,7 @@
 """`adapttoken_qwen3_vl`: Qwen3-VL (`Qwen3VLForConditionalGeneration`) under lmms-eval.
 
 Of lmms-eval's `qwen3_vl` arguments it honours `max_num_frames` (= `adapttoken_max_frames`), `fps`
-(= `adapttoken_fps`) and `min_pixels` / `max_pixels` (the processor's per-frame pixel range). The
-streaming `Pipeline` support for Qwen3-VL is what this class relies on; until the installed version
-has it, building the class raises `UnsupportedModelError` rather than evaluating something else.
+(= `adapttoken_fps`) and `min_pixels` / `max_pixels` (the processor's per-frame pixel range).
 """
 
 from __future__ import annotations
