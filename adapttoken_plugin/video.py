@@ -111,8 +111,9 @@ class FrameReader:
 
     FrameReader(path, backend="auto", size=None)
         backend: "decord", "pyav", or "auto" (decord when it imports and opens the file, else PyAV). With
-            PyAV installed, a batch decord fails to decode is decoded by PyAV instead (decord's threaded
-            decoder can fail at random next to a broken stretch of the file).
+            PyAV installed, once decord fails to decode a batch, PyAV decodes it and the rest (decord's
+            threaded decoder can fail at random next to a broken stretch of the file, and it fails to
+            scale to some small sizes).
         size: (height, width) in pixels to resize every frame to during decoding; None keeps the native size.
     .info -> VideoInfo (native size, frame count checked against what decodes)
     .read(indices) -> uint8 array (len(indices), H, W, 3), RGB, frames in the order given
@@ -297,7 +298,7 @@ class _DecordBackend:
         self.path = path
         self._size = size
         self._fallback: _PyAVBackend | None = None
-        self.fallback_reads = 0  # batches decoded by PyAV after decord failed on them
+        self.fallback_reads = 0  # batches decoded by PyAV since decord failed on one
         height, width = size if size is not None else (-1, -1)
         try:
             # width/height here make decord scale inside its decode graph, so full-size frames never exist
@@ -354,6 +355,8 @@ class _DecordBackend:
 
     def read(self, indices: np.ndarray) -> np.ndarray:
         slots = indices
+        if self._fallback is not None:  # decord failed on this file once: PyAV reads the rest
+            return self._pyav_fallback().read(slots)
         indices = self._positions(indices)
         wanted, inverse = np.unique(indices, return_inverse=True)
         try:
@@ -364,7 +367,8 @@ class _DecordBackend:
             if not _pyav_available():
                 raise VideoReadError(f"decord failed to decode frames of {self.path!r}: {_cause(error)}") from None
             # decord's threaded decoder reads packets ahead of the frames asked for, so next to a broken
-            # stretch it can fail (at random) on frames that do decode: PyAV decodes this batch instead
+            # stretch it can fail (at random) on frames that do decode, and it fails to scale to some small
+            # sizes: PyAV decodes this batch and every later one instead
             return self._pyav_fallback().read(slots)
         if wanted.size == indices.size and np.array_equal(wanted, indices):
             return frames

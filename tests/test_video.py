@@ -140,6 +140,7 @@ def test_a_batch_decord_fails_on_is_decoded_by_pyav(video):
         frames = reader.read(indices)
         assert impl.fallback_reads == 1
         assert np.array_equal(frames, pyav.read(indices))
+        assert np.array_equal(reader.read([5]), pyav.read([5])) and impl.fallback_reads == 2  # PyAV from now on
     assert decode_indices(frames) == indices
 
 
