@@ -1,0 +1,16 @@
+"""Tests of the LLaVA-NeXT codebase integration; run in the second venv (transformers 4.51.3 + llavaction):
+`bash scripts/dev.sh test-llava`. The main suite (transformers 5.x) does not collect this directory."""
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+
+@pytest.fixture(scope="session")
+def vision_dir(tmp_path_factory):
+    from tiny_llava import save_vision_tower
+
+    return save_vision_tower(tmp_path_factory.mktemp("clip-tiny"))
