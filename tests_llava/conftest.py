@@ -1,12 +1,16 @@
 """Tests of the LLaVA-NeXT codebase integration; run in the second venv (transformers 4.51.3 + llavaction):
 `bash scripts/dev.sh test-llava`. The main suite (transformers 5.x) does not collect this directory."""
 
+import os
 import sys
 from pathlib import Path
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
+# Nothing is downloaded in tests: the forks' `conversation.py` tries to fetch a Llama-3 tokenizer at import
+# (and waits on the network before giving up); offline it gives up at once.
+os.environ["HF_HUB_OFFLINE"] = "1"
 
 
 @pytest.fixture(scope="session")

@@ -98,3 +98,30 @@ def language_model_generate(model: Any) -> Any:
     if owner is None:
         raise UnsupportedModelError(f"{type(model).__name__} has no generate(..., images=...) method")
     return super(owner, model).generate
+
+
+def alias_package(target: str, alias: str = "llava", modules: tuple[str, ...] = ()) -> None:
+    """Make `import alias.<m>` give `target.<m>` for each `m` in `modules` (and their parents): code written
+    for upstream's package name (lmms-eval's `llava_vid` imports `llava.*`) then runs on a fork installed
+    under another name. The fork's own modules are imported and registered under the alias in
+    `sys.modules`, not copied. Raises ConfigError when `alias` already names another package."""
+    import sys
+
+    from ...errors import ConfigError
+
+    if target == alias:
+        return
+    names = {""}
+    for module in modules:
+        parts = module.split(".")
+        names.update("." + ".".join(parts[:i]) for i in range(1, len(parts) + 1))
+    for suffix in sorted(names, key=len):
+        try:
+            real = importlib.import_module(target + suffix)
+        except ImportError as exc:
+            raise ConfigError(f"cannot import {target + suffix!r} to stand in for {alias + suffix!r}: {exc}") from exc
+        present = sys.modules.get(alias + suffix)
+        if present is not None and present is not real:
+            raise ConfigError(f"{alias + suffix!r} is already imported from {getattr(present, '__file__', present)}; "
+                              f"it cannot also be the fork {target!r} (use one LLaVA-NeXT package per process)")
+        sys.modules[alias + suffix] = real
