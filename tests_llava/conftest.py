@@ -1,5 +1,5 @@
 """Tests of the LLaVA-NeXT codebase integration; run in the second venv (transformers 4.51.3 + llavaction):
-`bash scripts/dev.sh test-llava`. The main suite (transformers 5.x) does not collect this directory."""
+`bash scripts/test_llava.sh`. The main suite (transformers 5.x) does not collect this directory."""
 
 import os
 import sys

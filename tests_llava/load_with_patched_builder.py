@@ -10,7 +10,6 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 sys.path.insert(1, str(Path(__file__).parent))
 
 import llavaction  # noqa: E402
-import torch  # noqa: E402
 from llavaction.model.builder import load_pretrained_model  # noqa: E402
 from tiny_llava import prompt_ids, video  # noqa: E402
 

@@ -66,7 +66,7 @@ def find_model_classes(package: str) -> list[type]:
     for info in pkgutil.iter_modules(getattr(holder, "__path__", []), prefix=f"{holder.__name__}."):
         try:
             module = importlib.import_module(info.name)
-        except Exception:  # noqa: BLE001 - forks ship modules that need optional extras; skip those
+        except Exception:  # forks ship modules that need optional extras (the fork's own loader skips them too)
             continue
         for name, obj in vars(module).items():
             if inspect.isclass(obj) and obj.__module__ == module.__name__ and is_llava_model(obj):
