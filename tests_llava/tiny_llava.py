@@ -7,6 +7,7 @@ temporary directory first; nothing is downloaded.
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 
 import torch
@@ -30,9 +31,10 @@ def save_vision_tower(directory: Path) -> Path:
     return directory
 
 
-def llava_qwen(vision_dir: Path, seed: int = 0, num_layers: int = 3, **overrides):
-    """A tiny `llavaction` LlavaQwenForCausalLM (sdpa attention) with random weights and a random newline."""
-    from llavaction.model.language_model.llava_qwen import LlavaQwenConfig, LlavaQwenForCausalLM
+def llava_qwen(vision_dir: Path, seed: int = 0, num_layers: int = 3, package: str = PACKAGE, **overrides):
+    """A tiny LlavaQwenForCausalLM of the fork `package` (sdpa attention), random weights and a random newline."""
+    module = importlib.import_module(f"{package}.model.language_model.llava_qwen")
+    LlavaQwenConfig, LlavaQwenForCausalLM = module.LlavaQwenConfig, module.LlavaQwenForCausalLM  # noqa: N806
 
     settings = dict(
         vocab_size=VOCAB, hidden_size=64, intermediate_size=128, num_hidden_layers=num_layers,
