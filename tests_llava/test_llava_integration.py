@@ -209,3 +209,38 @@ def test_scores_equal_the_eager_attention_rows(vision_dir):
         columns = adapter.visual_columns(prompt, layout, group.token_ids)
         rows = attentions[1][0, :, -len(PROMPT_SUFFIX):, columns]
         torch.testing.assert_close(group.scores, rows.reshape(-1, rows.shape[-1]).amax(0), rtol=1e-5, atol=1e-6)
+
+
+def test_key_set_to_true_means_the_defaults_and_false_means_off(vision_dir):
+    model = llava_qwen(vision_dir)
+    model.config.adapttoken = False
+    assert not llava.is_enabled(llava.apply_if_configured(model))
+    model.config.adapttoken = True
+    llava.apply_if_configured(model)
+    assert llava.config_of(model).budget == 7040  # AdaptTokenConfig's default
+
+
+def test_lite_stops_early_and_still_sends_the_budget(vision_dir):
+    model = llava_qwen(vision_dir)
+    llava.enable(model, {"selector": "adapttoken-lite", "budget": 12, "frames_per_group": 2, "theta": 100.0})
+    generate(model)
+    trace = model.adapttoken_trace
+    assert trace.groups_visited == 1 and len(trace.groups) == 4 and trace.kept_tokens == 12
+
+
+def test_package_helpers_refuse_what_is_not_a_fork():
+    import json
+    import sys
+
+    from adapttoken_plugin.integrations.llava.structure import alias_package
+
+    with pytest.raises(UnsupportedModelError, match="'json' defines no class"):
+        llava.find_model_classes("json")
+    with pytest.raises(UnsupportedModelError, match="cannot import"):
+        llava.find_model_classes("no_such_fork")
+    sys.modules["llava"] = json  # another package already imported as `llava`
+    try:
+        with pytest.raises(ConfigError, match="already imported"):
+            alias_package(PACKAGE, "llava", ("constants",))
+    finally:
+        del sys.modules["llava"]

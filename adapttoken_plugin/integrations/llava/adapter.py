@@ -26,10 +26,10 @@ CHECK_FRAMES = 2
 
 
 class LlavaCodebaseAdapter(ModelAdapter):
-    registry_name = "llava_next_codebase"
+    """Bound to one fork model by `integrations.llava.enable` (not in `ADAPTERS`: the transformers-class
+    wrappers and the streaming `Pipeline` do not apply to these models)."""
+
     frames_per_unit = 1
-    video_input_key = "images"
-    supports_streaming = False
 
     def __init__(self, model: Any, package: str) -> None:
         super().__init__(model)
