@@ -84,6 +84,8 @@ def test_arguments_are_popped_coerced_and_validated(standin):
         split_model_args({"adapttoken_tau": -1.0})
     with pytest.raises(ConfigError, match="budget=None"):
         split_model_args({"adapttoken_budget": "None"})
+    with pytest.raises(ConfigError, match="adapttoken_max_frames has no effect.*max_frames_num"):
+        split_model_args({"adapttoken_max_frames": 64})
 
 
 def test_the_class_runs_llava_vid_on_the_named_fork_with_selection(standin):
