@@ -43,6 +43,7 @@ def llava_qwen(vision_dir: Path, seed: int = 0, num_layers: int = 3, package: st
         mm_vision_tower=str(vision_dir), mm_hidden_size=32, mm_projector_type="mlp2x_gelu",
         mm_vision_select_layer=-2, mm_vision_select_feature="patch", mm_patch_merge_type="spatial_unpad",
         mm_newline_position="grid", mm_spatial_pool_mode="bilinear", image_aspect_ratio="anyres_max_9",
+        mm_use_im_start_end=False, mm_use_im_patch_token=False,
     )
     settings.update(overrides)
     config = LlavaQwenConfig(**settings)
