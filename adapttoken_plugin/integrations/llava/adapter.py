@@ -33,7 +33,6 @@ class LlavaCodebaseAdapter(ModelAdapter):
 
     def __init__(self, model: Any, package: str) -> None:
         super().__init__(model)
-        self.package = package
         self.video_token_id = image_token_index(package)
         if getattr(model.config, "add_faster_video", False):
             raise UnsupportedModelError("add_faster_video=True is not supported (upstream's own path for it "
