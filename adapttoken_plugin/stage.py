@@ -212,7 +212,7 @@ def _group_pass(model, adapter, config, prompt, layout, pixels_for, group, layer
     n_visual = group.num_tokens
     columns = adapter.visual_columns(prompt, layout, group.token_ids)
     with capture_scores(adapter, layer, n_query=len(prompt.suffix_ids), columns=columns,
-                        reduce=config.score_reduce, seq_len=inputs["input_ids"].shape[1]) as capture:
+                        reduce=config.score_reduce, seq_len=_sequence_length(inputs)) as capture:
         group.entropy = _group_entropy(model, inputs, config, option_ids)
     group.seconds["prefill"] = time.perf_counter() - start - capture.seconds
     group.seconds["scoring"] = capture.seconds
@@ -225,6 +225,11 @@ def _group_pass(model, adapter, config, prompt, layout, pixels_for, group, layer
     group.candidate_ids = group.token_ids[order]
     store = "cpu" if config.feature_store == "cpu" else features.device
     group.candidate_features = features[order.to(features.device)].to(store)
+
+
+def _sequence_length(inputs: dict[str, Any]) -> int:
+    """Length of the sequence `adapter.model_inputs` built: from `input_ids`, or `inputs_embeds` (LLaVA-NeXT)."""
+    return (inputs["input_ids"] if "input_ids" in inputs else inputs["inputs_embeds"]).shape[1]
 
 
 def _group_entropy(model, inputs: dict[str, Any], config: AdaptTokenConfig, option_ids) -> float:

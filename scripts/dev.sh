@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Fresh-machine entry point: `bash scripts/dev.sh demo` or `bash scripts/dev.sh test`.
 # Creates .venv (once), installs the pinned torch/torchvision pair first (a CUDA build that also
-# runs on the CPU), then this package with its dev and eval (lmms-eval) extras, then runs the demo or the test suite.
+# runs on the CPU), then this package with its dev and eval (lmms-eval) extras, then runs the demo or the
+# test suites (`test` alone: tests/ here, then tests_llava/ in .venv-llava via scripts/test_llava.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${ADAPTTOKEN_VENV:-.venv}
@@ -18,6 +19,9 @@ assert m.entry_points(group='lmms_eval.models', name='adapttoken')" >/dev/null 2
 fi
 case "${1:-test}" in
     demo) shift; exec "$VENV/bin/adapttoken" demo "$@" ;;
-    test) shift; exec "$PY" -m pytest -q "$@" ;;
+    test) shift
+        if [ $# -gt 0 ]; then exec "$PY" -m pytest -q "$@"; fi  # arguments: tests/ only, as pytest takes them
+        "$PY" -m pytest -q
+        exec bash scripts/test_llava.sh ;;  # the LLaVA-NeXT fork suite, in its own venv (transformers 4.x)
     *) echo "usage: bash scripts/dev.sh [demo|test] [args...]" >&2; exit 2 ;;
 esac

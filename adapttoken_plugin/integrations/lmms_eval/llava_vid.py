@@ -1,0 +1,77 @@
+"""lmms-eval's `llava_vid` (LLaVA-Video on a LLaVA-NeXT codebase fork) with AdaptToken.
+
+    lmms-eval --model adapttoken_llava_vid --model_args pretrained=lmms-lab/LLaVA-Video-7B-Qwen2,\
+conv_template=qwen_1_5,max_frames_num=256,mm_spatial_pool_mode=average,adapttoken_budget=6720,\
+adapttoken_llava_package=llavaction --tasks videomme_local ...
+
+Every `adapttoken_*` argument is popped and parsed into an `AdaptTokenConfig` (strings coerced; an unknown
+key raises `ConfigError` naming it) before `llava_vid`, which refuses unknown arguments, sees the rest.
+After `llava_vid` has loaded the model, `integrations.llava.enable` switches the selector stage on.
+
+`adapttoken_llava_package` names the fork (default `llava`). lmms-eval's `llava_vid` module imports
+`llava.*` at its top, so for another name the fork's modules are registered under `llava` first
+(`structure.alias_package`), and the `llava_vid` subclass is built then: `AdaptTokenLlavaVid(...)`
+returns an instance of `AdaptTokenLlavaVid` bound to `LlavaVid` for that package.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from lmms_eval.api.model import lmms
+
+from ...config import AdaptTokenConfig
+from ...errors import ConfigError
+from ..llava import enable
+from ..llava.structure import alias_package
+
+PREFIX = "adapttoken_"
+PACKAGE_ARG = "adapttoken_llava_package"
+UPSTREAM_PACKAGE = "llava"
+#: the modules lmms-eval 0.7.3's `models/simple/llava_vid.py` imports from `llava`
+LLAVA_VID_IMPORTS = ("constants", "conversation", "mm_utils", "model.builder", "model.language_model.llava_llama",
+                     "model.language_model.llava_qwen")
+LLAVA_VID_MODULE = "lmms_eval.models.simple.llava_vid"
+#: settings of the streaming Pipeline, which llava_vid does not use: it samples frames itself
+NOT_USED = {"fps": "video_fps", "max_frames": "max_frames_num", "max_pixels": None, "frame_cache": None}
+
+
+def split_model_args(kwargs: dict[str, Any]) -> tuple[AdaptTokenConfig, str, dict[str, Any]]:
+    """`--model_args` -> (AdaptToken settings, the fork's package name, the arguments left for `llava_vid`)."""
+    own = {key: value for key, value in kwargs.items() if key.startswith(PREFIX)}
+    rest = {key: value for key, value in kwargs.items() if not key.startswith(PREFIX)}
+    package = str(own.pop(PACKAGE_ARG, UPSTREAM_PACKAGE)).strip()
+    for name, instead in NOT_USED.items():
+        if PREFIX + name in own:
+            hint = f"; use llava_vid's own {instead}" if instead else ""
+            raise ConfigError(f"{PREFIX + name} has no effect with adapttoken_llava_vid: llava_vid samples and "
+                              f"preprocesses the frames itself{hint}")
+    return AdaptTokenConfig.from_dict(own), package, rest
+
+
+_BOUND: dict[str, type] = {}
+
+
+def bound_class(package: str) -> type:
+    """`AdaptTokenLlavaVid` on lmms-eval's `LlavaVid`, with `llava` standing for `package` (built once)."""
+    if package not in _BOUND:
+        alias_package(package, UPSTREAM_PACKAGE, LLAVA_VID_IMPORTS)
+        base = importlib.import_module(LLAVA_VID_MODULE).LlavaVid
+        _BOUND[package] = type("AdaptTokenLlavaVid", (AdaptTokenLlavaVid, base), {"__module__": __name__})
+    return _BOUND[package]
+
+
+class AdaptTokenLlavaVid(lmms):
+    """lmms-eval id `adapttoken_llava_vid`: `llava_vid` plus `adapttoken_*` model arguments."""
+
+    def __new__(cls, **kwargs: Any) -> AdaptTokenLlavaVid:
+        if cls is AdaptTokenLlavaVid:
+            cls = bound_class(split_model_args(kwargs)[1])
+        return super().__new__(cls)
+
+    def __init__(self, **kwargs: Any) -> None:
+        config, package, rest = split_model_args(kwargs)  # bad settings fail before the model is loaded
+        super().__init__(**rest)
+        self.adapttoken_config = config
+        enable(self.model, config, package=package)
