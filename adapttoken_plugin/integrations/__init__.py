@@ -1,0 +1,1 @@
+"""Bindings to other software (DeepSpeed inference, lmms-eval, ...), one module each."""

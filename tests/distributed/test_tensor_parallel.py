@@ -1,0 +1,87 @@
+"""DeepSpeed tensor parallelism (2 ranks on the CPU, gloo) against the single-process model.
+
+Each case launches `tp_worker.py` under torchrun. The first launch compiles DeepSpeed's shared-memory
+all-reduce kernel (about a minute on 2 cores; cached in ~/.cache/torch_extensions afterwards).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from tp_worker import CONFIGS, record  # noqa: E402
+
+from tiny import qwen2_5_vl, qwen_video_inputs  # noqa: E402
+
+WORKER = Path(__file__).parent / "tp_worker.py"
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def launch(out: Path, diverge: str = "none") -> subprocess.CompletedProcess:
+    """Run the worker as 2 ranks; the environment is the user's, minus anything of an outer launcher."""
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "LOCAL_SIZE", "MASTER_PORT")}
+    env["OMP_NUM_THREADS"] = "1"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(WORKER),
+           str(out), diverge]
+    return subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def ranks(tmp_path_factory):
+    out = tmp_path_factory.mktemp("tp")
+    done = launch(out)
+    assert done.returncode == 0, done.stderr[-4000:]
+    return [torch.load(out / f"rank{r}.pt") for r in range(2)]
+
+
+@pytest.fixture(scope="module")
+def single():
+    return record(qwen2_5_vl(num_layers=3), qwen_video_inputs())
+
+
+def test_the_language_model_is_really_split(ranks):
+    # tiny Qwen2.5-VL: 4 heads of 8 -> q_proj has 32 output rows, 16 per rank
+    assert [r["local_q_rows"] for r in ranks] == [16, 16]
+    assert [(r["tp_rank"], r["world_size"]) for r in ranks] == [(0, 2), (1, 2)]
+
+
+def test_sharded_logits_equal_the_single_process_model(ranks, single):
+    for r in ranks:
+        torch.testing.assert_close(r["plain_logits"], single["plain_logits"], rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", sorted(CONFIGS))
+def test_both_ranks_select_and_answer_like_one_process(ranks, single, name):
+    ref = single[name]
+    assert 0 < len(ref["kept"]) < 32  # a real selection: 12 of the 32 visual tokens
+    for r in ranks:
+        got = r[name]
+        assert got["kept"].tolist() == ref["kept"].tolist()
+        torch.testing.assert_close(got["entropies"], ref["entropies"], rtol=0, atol=1e-5)
+        torch.testing.assert_close(got["logits"], ref["logits"], rtol=0, atol=1e-5)
+        assert torch.equal(got["answer"], ref["answer"])
+    assert torch.equal(ranks[0][name]["entropies"], ranks[1][name]["entropies"])  # bitwise, not just close
+
+
+@pytest.mark.parametrize("diverge, where", [("pixels", "group 0's pass"), ("settings", "the settings and prompt")])
+def test_a_diverged_rank_fails_every_rank(tmp_path, diverge, where):
+    done = launch(tmp_path, diverge)
+    assert done.returncode != 0
+    for r in range(2):
+        message = (tmp_path / f"rank{r}.err").read_text()
+        assert message.startswith("RankDivergenceError") and where in message and "ranks [1]" in message
+
+
+def test_a_rank_that_stops_taking_part_is_an_error_not_a_hang(tmp_path):
+    done = launch(tmp_path, "stall")
+    assert done.returncode != 0
+    message = (tmp_path / "rank0.err").read_text()
+    assert message.startswith("RankTimeoutError") and "Ranks 1 failed" in message

@@ -1,0 +1,89 @@
+"""One rank of the 2-rank tensor-parallel test (started by test_tensor_parallel.py under torchrun).
+
+    python -m torch.distributed.run --standalone --nproc_per_node 2 tests/distributed/tp_worker.py OUT [DIVERGE]
+
+Builds the tiny Qwen2.5-VL (same seed, so the same weights, on every rank), shards its language model
+with DeepSpeed inference, runs `record` and saves the result to OUT/rank{r}.pt. `record` is also what
+the test runs in one process on the unsharded model, for the reference.
+
+DIVERGE is this test's own knob to break one rank on purpose (never a library setting):
+`pixels` perturbs rank 1's video input, `settings` gives rank 1 another budget, `stall` makes rank 1
+stop taking part.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/ (tiny.py)
+
+import adapttoken_plugin as at  # noqa: E402
+from tiny import qwen2_5_vl, qwen_video_inputs  # noqa: E402
+
+#: selection settings of the run: 8 frame pairs of 4 tokens in 4 groups, 12 of 32 tokens kept
+CONFIGS = {
+    "max": dict(selector="adapttoken", budget=12, frames_per_group=4, scoring_layer=1),
+    "mean": dict(selector="adapttoken", budget=12, frames_per_group=4, scoring_layer=1, score_reduce="mean"),
+}
+
+
+def record(model, inputs: dict, configs: dict = CONFIGS) -> dict:
+    """Logits of the unselected forward, then per config the group entropies, kept tokens, the selected
+    forward's logits and the greedy answer."""
+    out = {}
+    with torch.no_grad():
+        out["plain_logits"] = model(**inputs).logits
+    for name, cfg in configs.items():
+        at.enable(model, cfg)
+        with torch.no_grad():
+            answer = model.generate(**inputs, max_new_tokens=6, do_sample=False)
+            trace = model.adapttoken_trace
+            logits = model(**inputs).logits
+        at.disable(model)
+        out[name] = {
+            "entropies": torch.tensor([g.entropy for g in trace.groups]),
+            "kept": torch.tensor(trace.kept_token_ids),
+            "logits": logits,
+            "answer": answer,
+        }
+    return out
+
+
+def main(out_dir: str, diverge: str = "none") -> None:
+    from adapttoken_plugin.integrations.deepspeed import shard_language_model
+    from adapttoken_plugin.launch import init_rank
+
+    init_rank(2, timedelta(seconds=60))
+    rank = torch.distributed.get_rank()
+    model = qwen2_5_vl(num_layers=3)
+    tp = shard_language_model(model, timeout=timedelta(seconds=10))
+    attn = model.get_decoder().layers[1].self_attn
+    inputs = qwen_video_inputs()
+    configs = dict(CONFIGS)
+    if rank == 1 and diverge == "pixels":
+        inputs["pixel_values_videos"] = inputs["pixel_values_videos"] + 1e-3
+    if rank == 1 and diverge == "settings":
+        configs = {name: {**cfg, "budget": 13} for name, cfg in CONFIGS.items()}
+    try:
+        if diverge == "stall":  # rank 1 never reaches the stage's first check; rank 0 must not wait forever
+            if rank == 1:
+                time.sleep(600)
+            at.enable(model, CONFIGS["max"])
+            model.generate(**inputs, max_new_tokens=6, do_sample=False)
+            return
+        result = record(model, inputs, configs)
+    except at.AdaptTokenError as error:
+        (Path(out_dir) / f"rank{rank}.err").write_text(f"{type(error).__name__}: {error}")
+        sys.exit(3)
+    result["local_q_rows"] = attn.q_proj.weight.shape[0]
+    result["tp_rank"], result["world_size"] = tp.rank, tp.world_size
+    torch.save(result, Path(out_dir) / f"rank{rank}.pt")
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:])
