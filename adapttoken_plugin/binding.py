@@ -19,7 +19,7 @@ import torch
 
 from .adapters.base import ModelAdapter, adapter_for
 from .config import AdaptTokenConfig
-from .distributed import check_ranks_agree
+from .distributed import attach_native, check_ranks_agree
 from .errors import AdaptTokenError, UnsupportedInputError
 from .stage import check_entropy_inputs, resolve_scoring_layer, run_stage
 
@@ -50,6 +50,7 @@ def enable(model: Any, config: AdaptTokenConfig | dict[str, Any] | None = None) 
     config = AdaptTokenConfig.coerce(config)
     adapter = adapter_for(model)
     resolve_scoring_layer(adapter, config)
+    attach_native(model)  # a model split by transformers' own tensor parallelism: scores reduced over its ranks
     if is_enabled(model):
         disable(model)
     saved = {name: model.__dict__.get(name, _MISSING) for name in _WRAPPED}

@@ -69,6 +69,16 @@ def attach(model: Any, group: Any, timeout: timedelta = DEFAULT_TIMEOUT) -> Tens
     return tp
 
 
+def attach_native(model: Any, timeout: timedelta = DEFAULT_TIMEOUT) -> None:
+    """Attach a model that transformers itself split (`from_pretrained(..., distributed_config=
+    DistributedConfig(tp_size=N))`) to its tensor-parallel group, once. Collective, like `attach`; a
+    no-op for any other model."""
+    mesh = getattr(model, "_device_mesh", None)
+    if _ATTRIBUTE in model.__dict__ or mesh is None or (getattr(model, "tp_size", None) or 1) <= 1:
+        return
+    attach(model, mesh["tp"].get_group(), timeout)
+
+
 def tensor_parallel_of(model: Any) -> TensorParallel | None:
     """The tensor-parallel group `model` was attached to, or None (one process)."""
     tp = model.__dict__.get(_ATTRIBUTE)

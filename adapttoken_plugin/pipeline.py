@@ -27,7 +27,7 @@ import torch
 
 from .adapters.base import PromptParts, adapter_for
 from .config import FRAME_CACHE_AUTO_LIMIT, AdaptTokenConfig
-from .distributed import check_ranks_agree
+from .distributed import attach_native, check_ranks_agree
 from .errors import NoVideoError, UnsupportedInputError, UnsupportedModelError
 from .layout import GroupEvidence, VideoLayout
 from .stage import StageResult, check_entropy_inputs, resolve_scoring_layer, run_stage
@@ -142,6 +142,7 @@ class Pipeline:
             raise UnsupportedModelError(f"the streaming Pipeline does not support {type(model).__name__} yet; "
                                         "use adapttoken_plugin.enable with the processor's output")
         resolve_scoring_layer(self.adapter, self.config)
+        attach_native(model)
         self.backend = backend
 
     def prompt_parts(self, text: str) -> PromptParts:

@@ -1,14 +1,15 @@
 """One rank of the 2-rank tensor-parallel test (started by test_tensor_parallel.py under torchrun).
 
-    python -m torch.distributed.run --standalone --nproc_per_node 2 tests/distributed/tp_worker.py OUT [DIVERGE]
+    python -m torch.distributed.run --standalone --nproc_per_node 2 tests/distributed/tp_worker.py \
+        OUT [DIVERGE [BACKEND]]
 
-Builds the tiny Qwen2.5-VL (same seed, so the same weights, on every rank), shards its language model
-with DeepSpeed inference, runs `record` and saves the result to OUT/rank{r}.pt. `record` is also what
-the test runs in one process on the unsharded model, for the reference.
+Builds the tiny Qwen2.5-VL (same seed, so the same weights, on every rank), splits its language model
+with DeepSpeed inference (BACKEND `deepspeed`, the default) or transformers' own tensor parallelism
+(`transformers`), runs `record` and saves the result to OUT/rank{r}.pt. `record` is also what the test
+runs in one process on the unsharded model, for the reference.
 
 DIVERGE is this test's own knob to break one rank on purpose (never a library setting):
-`pixels` perturbs rank 1's video input, `settings` gives rank 1 another budget, `stall` makes rank 1
-stop taking part.
+`pixels` perturbs rank 1's video input, `stall` makes rank 1 stop taking part.
 """
 
 from __future__ import annotations
@@ -54,21 +55,41 @@ def record(model, inputs: dict, configs: dict = CONFIGS) -> dict:
     return out
 
 
-def main(out_dir: str, diverge: str = "none") -> None:
+def split_model(out_dir: Path, backend: str):
+    """The tiny model split over the 2 ranks by DeepSpeed inference or by transformers' own TP."""
+    from adapttoken_plugin.distributed import attach_native, tensor_parallel_of
     from adapttoken_plugin.integrations.deepspeed import shard_language_model
+
+    if backend == "deepspeed":
+        model = qwen2_5_vl(num_layers=3)
+        shard_language_model(model, timeout=timedelta(seconds=10))
+        return model
+    from transformers import Qwen2_5_VLForConditionalGeneration
+    from transformers.distributed import DistributedConfig
+
+    if torch.distributed.get_rank() == 0:
+        qwen2_5_vl(num_layers=3).save_pretrained(out_dir / "tiny")
+    torch.distributed.barrier()
+    model = Qwen2_5_VLForConditionalGeneration.from_pretrained(
+        out_dir / "tiny", distributed_config=DistributedConfig(tp_size=2)).eval()
+    model.set_attn_implementation("sdpa")
+    attach_native(model, timeout=timedelta(seconds=10))  # what enable does, here with a short timeout
+    assert tensor_parallel_of(model) is not None
+    return model
+
+
+def main(out_dir: str, diverge: str = "none", backend: str = "deepspeed") -> None:
+    from adapttoken_plugin.distributed import tensor_parallel_of
     from adapttoken_plugin.launch import init_rank
 
     init_rank(2, timedelta(seconds=60))
     rank = torch.distributed.get_rank()
-    model = qwen2_5_vl(num_layers=3)
-    tp = shard_language_model(model, timeout=timedelta(seconds=10))
+    model = split_model(Path(out_dir), backend)
+    tp = tensor_parallel_of(model)
     attn = model.get_decoder().layers[1].self_attn
     inputs = qwen_video_inputs()
-    configs = dict(CONFIGS)
     if rank == 1 and diverge == "pixels":
         inputs["pixel_values_videos"] = inputs["pixel_values_videos"] + 1e-3
-    if rank == 1 and diverge == "settings":
-        configs = {name: {**cfg, "budget": 13} for name, cfg in CONFIGS.items()}
     try:
         if diverge == "stall":  # rank 1 never reaches the stage's first check; rank 0 must not wait forever
             if rank == 1:
@@ -76,11 +97,11 @@ def main(out_dir: str, diverge: str = "none") -> None:
             at.enable(model, CONFIGS["max"])
             model.generate(**inputs, max_new_tokens=6, do_sample=False)
             return
-        result = record(model, inputs, configs)
+        result = record(model, inputs)
     except at.AdaptTokenError as error:
         (Path(out_dir) / f"rank{rank}.err").write_text(f"{type(error).__name__}: {error}")
         sys.exit(3)
-    result["local_q_rows"] = attn.q_proj.weight.shape[0]
+    result["local_q_rows"] = attn.q_proj(torch.zeros(1, 1, model.get_decoder().config.hidden_size)).shape[-1]
     result["tp_rank"], result["world_size"] = tp.rank, tp.world_size
     torch.save(result, Path(out_dir) / f"rank{rank}.pt")
 
