@@ -17,7 +17,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from tp_worker import CONFIGS, record  # noqa: E402
+from tp_worker import CONFIGS, record, record_families  # noqa: E402
 
 from tiny import qwen2_5_vl, qwen_video_inputs  # noqa: E402
 
@@ -35,12 +35,22 @@ def launch(out: Path, diverge: str = "none", backend: str = "deepspeed") -> subp
     return subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True, timeout=600)
 
 
+_RUNS: dict[str, list[dict]] = {}
+
+
+def results(tmp_path_factory, backend: str) -> list[dict]:
+    """Both ranks' results of one launch per backend (shared by the tests of this module)."""
+    if backend not in _RUNS:
+        out = tmp_path_factory.mktemp(backend)
+        done = launch(out, backend=backend)
+        assert done.returncode == 0, done.stderr[-4000:]
+        _RUNS[backend] = [torch.load(out / f"rank{r}.pt") for r in range(2)]
+    return _RUNS[backend]
+
+
 @pytest.fixture(scope="module", params=["deepspeed", "transformers"])
 def ranks(tmp_path_factory, request):
-    out = tmp_path_factory.mktemp(request.param)
-    done = launch(out, backend=request.param)
-    assert done.returncode == 0, done.stderr[-4000:]
-    return [torch.load(out / f"rank{r}.pt") for r in range(2)]
+    return results(tmp_path_factory, request.param)
 
 
 @pytest.fixture(scope="module")
@@ -70,6 +80,20 @@ def test_both_ranks_select_and_answer_like_one_process(ranks, single, name):
         torch.testing.assert_close(got["logits"], ref["logits"], rtol=0, atol=1e-5)
         assert torch.equal(got["answer"], ref["answer"])
     assert torch.equal(ranks[0][name]["entropies"], ranks[1][name]["entropies"])  # bitwise, not just close
+
+
+def test_every_family_splits_with_deepspeed_like_one_process(tmp_path_factory):
+    split = results(tmp_path_factory, "deepspeed")
+    single = record_families()
+    assert sorted(single) == sorted(split[0]["families"])  # all six families ran
+    for name, ref in single.items():
+        for r in split:
+            got = r["families"][name]
+            torch.testing.assert_close(got["plain_logits"], ref["plain_logits"], rtol=0, atol=1e-5, msg=name)
+            assert got["max"]["kept"].tolist() == ref["max"]["kept"].tolist(), name
+            assert len(ref["max"]["kept"]) == 3
+            torch.testing.assert_close(got["max"]["logits"], ref["max"]["logits"], rtol=0, atol=1e-5, msg=name)
+            assert torch.equal(got["max"]["answer"], ref["max"]["answer"]), name
 
 
 def test_a_diverged_rank_fails_every_rank(tmp_path):

@@ -22,6 +22,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/ (tiny.py)
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "adapters"))  # families.py
 
 import adapttoken_plugin as at  # noqa: E402
 from tiny import qwen2_5_vl, qwen_video_inputs  # noqa: E402
@@ -31,6 +32,19 @@ CONFIGS = {
     "max": dict(selector="adapttoken", budget=12, frames_per_group=4, scoring_layer=1),
     "mean": dict(selector="adapttoken", budget=12, frames_per_group=4, scoring_layer=1, score_reduce="mean"),
 }
+
+
+def family_config(family) -> dict:
+    """Two frame units per group, 3 tokens kept: a real selection on every family's tiny test video."""
+    return {"max": dict(selector="adapttoken", budget=3, frames_per_group=family.frames_per_group, scoring_layer=1)}
+
+
+def record_families() -> dict:
+    """`record` for every family of the adapter contract suite (tiny models, real processors)."""
+    from families import FAMILIES
+
+    return {name: record(family.model(), family.inputs(family.build_processor()), family_config(family))
+            for name, family in FAMILIES.items()}
 
 
 def record(model, inputs: dict, configs: dict = CONFIGS) -> dict:
@@ -78,6 +92,20 @@ def split_model(out_dir: Path, backend: str):
     return model
 
 
+def record_families_split() -> dict:
+    """`record_families` with each family's language model split by DeepSpeed inference."""
+    from families import FAMILIES
+
+    from adapttoken_plugin.integrations.deepspeed import shard_language_model
+
+    out = {}
+    for name, family in FAMILIES.items():
+        model = family.model()
+        shard_language_model(model, timeout=timedelta(seconds=10))
+        out[name] = record(model, family.inputs(family.build_processor()), family_config(family))
+    return out
+
+
 def main(out_dir: str, diverge: str = "none", backend: str = "deepspeed") -> None:
     from adapttoken_plugin.distributed import tensor_parallel_of
     from adapttoken_plugin.launch import init_rank
@@ -98,6 +126,8 @@ def main(out_dir: str, diverge: str = "none", backend: str = "deepspeed") -> Non
             model.generate(**inputs, max_new_tokens=6, do_sample=False)
             return
         result = record(model, inputs)
+        if backend == "deepspeed":
+            result["families"] = record_families_split()
     except at.AdaptTokenError as error:
         (Path(out_dir) / f"rank{rank}.err").write_text(f"{type(error).__name__}: {error}")
         sys.exit(3)
