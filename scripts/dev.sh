@@ -9,12 +9,13 @@ if [ ! -x "$VENV/bin/python" ]; then
     python3 -m venv "$VENV"
 fi
 PY="$VENV/bin/python"
-if ! "$PY" -c "import adapttoken_plugin, torch, torchvision, transformers, hypothesis, av, deepspeed, accelerate" \
-        >/dev/null 2>&1; then
+if ! "$PY" -c "import adapttoken_plugin, torch, torchvision, transformers, hypothesis, av, deepspeed, accelerate, \
+        lmms_eval" >/dev/null 2>&1; then
     "$PY" -m pip install -q --upgrade pip
     "$PY" -m pip install -q -c constraints.txt torch torchvision
-    # deepspeed is an sdist that needs torch at build time: it comes after the pinned pair (tensor-parallel tests)
-    "$PY" -m pip install -q -c constraints.txt -e ".[dev,deepspeed]"
+    # deepspeed is an sdist that needs torch at build time: it comes after the pinned pair (tensor-parallel tests;
+    # lmms-eval for the test of its document sharding under tensor parallelism)
+    "$PY" -m pip install -q -c constraints.txt -e ".[dev,deepspeed,eval]"
 fi
 case "${1:-test}" in
     demo) shift; exec "$VENV/bin/adapttoken" demo "$@" ;;
