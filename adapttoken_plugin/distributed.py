@@ -141,7 +141,7 @@ def fingerprint(*values: Any) -> torch.Tensor:
             digest.update(f"{flat.dtype}{tuple(value.shape)}".encode())
             digest.update(flat.view(torch.uint8).numpy().tobytes())
         else:
-            digest.update(json.dumps(value, sort_keys=True).encode())
+            digest.update(json.dumps(value, sort_keys=True, default=repr).encode())
     return torch.frombuffer(bytearray(digest.digest()), dtype=torch.int64).clone()
 
 
