@@ -120,10 +120,13 @@ def reduce_scores_across_ranks(
 
 
 def check_sharded_heads(model: Any, local_heads: int, total_heads: int) -> TensorParallel | None:
-    """The model's tensor-parallel group, when the scoring layer holds only some heads; raises when the
-    layer is sharded but no group was attached (the scores would silently cover a few heads only)."""
+    """The group to reduce the scoring layer's scores over: None when the layer holds every head (one
+    process, or a layer the model's tensor-parallel plan leaves whole: its scores are complete already);
+    raises when the layer is split but no group was attached (the scores would cover a few heads only)."""
+    if local_heads == total_heads:
+        return None
     tp = tensor_parallel_of(model)
-    if tp is None and local_heads != total_heads:
+    if tp is None:
         raise UnsupportedModelError(
             f"the scoring layer computes {local_heads} of {total_heads} attention heads (the model is sharded) but "
             "no tensor-parallel group is attached: shard it with adapttoken_plugin.integrations.deepspeed."

@@ -69,41 +69,43 @@ def record(model, inputs: dict, configs: dict = CONFIGS) -> dict:
     return out
 
 
-def split_model(out_dir: Path, backend: str):
-    """The tiny model split over the 2 ranks by DeepSpeed inference or by transformers' own TP."""
+def split_model(out_dir: Path, backend: str, build=lambda: qwen2_5_vl(num_layers=3)):
+    """The tiny model `build()` split over the 2 ranks by DeepSpeed inference or by transformers' own TP."""
     from adapttoken_plugin.distributed import attach_native, tensor_parallel_of
     from adapttoken_plugin.integrations.deepspeed import shard_language_model
 
+    model = build()
     if backend == "deepspeed":
-        model = qwen2_5_vl(num_layers=3)
         shard_language_model(model, timeout=timedelta(seconds=10))
         return model
-    from transformers import Qwen2_5_VLForConditionalGeneration
     from transformers.distributed import DistributedConfig
 
     if torch.distributed.get_rank() == 0:
-        qwen2_5_vl(num_layers=3).save_pretrained(out_dir / "tiny")
+        model.save_pretrained(out_dir / "tiny")
     torch.distributed.barrier()
-    model = Qwen2_5_VLForConditionalGeneration.from_pretrained(
-        out_dir / "tiny", distributed_config=DistributedConfig(tp_size=2)).eval()
+    model = type(model).from_pretrained(out_dir / "tiny", distributed_config=DistributedConfig(tp_size=2)).eval()
     model.set_attn_implementation("sdpa")
     attach_native(model, timeout=timedelta(seconds=10))  # what enable does, here with a short timeout
     assert tensor_parallel_of(model) is not None
     return model
 
 
-def record_families_split() -> dict:
-    """`record_families` with each family's language model split by DeepSpeed inference."""
+def record_families_split(out_dir: Path, backend: str) -> dict:
+    """`record_families` with each family's language model split by `backend`."""
     from families import FAMILIES
-
-    from adapttoken_plugin.integrations.deepspeed import shard_language_model
 
     out = {}
     for name, family in FAMILIES.items():
-        model = family.model()
-        shard_language_model(model, timeout=timedelta(seconds=10))
+        model = split_model(out_dir / name, backend, family.model)
         out[name] = record(model, family.inputs(family.build_processor()), family_config(family))
+        out[name]["local_q_rows"] = local_q_rows(model)
     return out
+
+
+def local_q_rows(model) -> int:
+    """Output rows of this rank's q_proj at the scoring layer (4 heads of 8 in every tiny model: 32 unsplit)."""
+    attn = model.get_decoder().layers[1].self_attn
+    return attn.q_proj(torch.zeros(1, 1, model.get_decoder().config.hidden_size)).shape[-1]
 
 
 def main(out_dir: str, diverge: str = "none", backend: str = "deepspeed") -> None:
@@ -114,7 +116,6 @@ def main(out_dir: str, diverge: str = "none", backend: str = "deepspeed") -> Non
     rank = torch.distributed.get_rank()
     model = split_model(Path(out_dir), backend)
     tp = tensor_parallel_of(model)
-    attn = model.get_decoder().layers[1].self_attn
     inputs = qwen_video_inputs()
     if rank == 1 and diverge == "pixels":
         inputs["pixel_values_videos"] = inputs["pixel_values_videos"] + 1e-3
@@ -126,12 +127,11 @@ def main(out_dir: str, diverge: str = "none", backend: str = "deepspeed") -> Non
             model.generate(**inputs, max_new_tokens=6, do_sample=False)
             return
         result = record(model, inputs)
-        if backend == "deepspeed":
-            result["families"] = record_families_split()
+        result["families"] = record_families_split(Path(out_dir), backend)
     except at.AdaptTokenError as error:
         (Path(out_dir) / f"rank{rank}.err").write_text(f"{type(error).__name__}: {error}")
         sys.exit(3)
-    result["local_q_rows"] = attn.q_proj(torch.zeros(1, 1, model.get_decoder().config.hidden_size)).shape[-1]
+    result["local_q_rows"] = local_q_rows(model)
     result["tp_rank"], result["world_size"] = tp.rank, tp.world_size
     torch.save(result, Path(out_dir) / f"rank{rank}.pt")
 
