@@ -19,6 +19,7 @@ import torch
 
 from .adapters.base import ModelAdapter, adapter_for
 from .config import AdaptTokenConfig
+from .distributed import attach_native, check_ranks_agree
 from .errors import AdaptTokenError, UnsupportedInputError
 from .stage import check_entropy_inputs, resolve_scoring_layer, run_stage
 
@@ -49,6 +50,7 @@ def enable(model: Any, config: AdaptTokenConfig | dict[str, Any] | None = None) 
     config = AdaptTokenConfig.coerce(config)
     adapter = adapter_for(model)
     resolve_scoring_layer(adapter, config)
+    attach_native(model)  # a model split by transformers' own tensor parallelism: scores reduced over its ranks
     if is_enabled(model):
         disable(model)
     saved = {name: model.__dict__.get(name, _MISSING) for name in _WRAPPED}
@@ -133,6 +135,7 @@ def _generate(model: Any, original: Any, *args: Any, **kwargs: Any) -> Any:
         return out
     # Callers slice the answer off by their own prompt length: give them their prompt back in front.
     original_ids, prompt_len = selected
+    check_ranks_agree(model, "the answer", out if isinstance(out, torch.Tensor) else out.sequences)
     if isinstance(out, torch.Tensor):
         return torch.cat([original_ids.to(out.device), out[:, prompt_len:]], dim=1)
     out.sequences = torch.cat([original_ids.to(out.sequences.device), out.sequences[:, prompt_len:]], dim=1)

@@ -43,6 +43,10 @@ def build_parser() -> argparse.ArgumentParser:
     answer.add_argument("--options", nargs="*", default=None, help="answer options (multiple choice: A, B, ...)")
     answer.add_argument("--device", default="cpu", help="torch device of the model (default: cpu)")
     answer.add_argument("--dtype", default="auto", help="model dtype: auto, float32, bfloat16, float16")
+    answer.add_argument("--tp", type=int, default=1, help="split the language model over this many ranks (DeepSpeed "
+                        "tensor parallelism, one GPU each; started under torchrun by adapttoken_plugin.launch)")
+    answer.add_argument("--rank-timeout", type=float, default=600.0,
+                        help="with --tp: seconds a rank waits for the others before failing")
     _add_common(answer)
 
     demo = sub.add_parser("demo", help="answer a needle question about a generated 1,024-frame video with the "
@@ -66,7 +70,7 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
+    argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["ablate"]:  # its own parser: grid axes, dataset, output folder
         from .ablation.command import main as ablate
 
@@ -75,6 +79,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "list":
             return _list()
+        if args.command == "answer" and args.tp > 1:
+            from .launch import in_rank, relaunch
+
+            if not in_rank():  # start the ranks; each runs this command again
+                rest = argv[argv.index("answer") + 1:]
+                return relaunch(args.tp, ["--tp", str(args.tp), "--timeout", str(args.rank_timeout), "answer", *rest])
         config = _config_from_args(args)
         if args.command == "demo":
             return _demo(args, config)
@@ -108,8 +118,23 @@ def _load_model(path: str, device: str, dtype: str) -> tuple[Any, Any]:
 
 
 def _answer(args: argparse.Namespace, config: AdaptTokenConfig) -> int:
-    model, processor = _load_model(args.model, args.device, args.dtype)
-    return _run(args, config, model, processor, args.video, args.question, args.options)
+    if args.tp == 1:
+        model, processor = _load_model(args.model, args.device, args.dtype)
+        return _run(args, config, model, processor, args.video, args.question, args.options)
+    from datetime import timedelta
+
+    from .distributed import is_main_process
+    from .integrations.deepspeed import shard_language_model
+    from .launch import init_rank
+
+    timeout = timedelta(seconds=args.rank_timeout)
+    init_rank(args.tp, timeout)
+    model, processor = _load_model(args.model, "cpu", args.dtype)  # each rank's own device: shard_language_model
+    shard_language_model(model, timeout)
+    if not is_main_process(model):  # every rank computes the answer; rank 0 alone reports it
+        args.quiet, args.trace, args.report = True, None, None
+    return _run(args, config, model, processor, args.video, args.question, args.options,
+                show=is_main_process(model))
 
 
 def _demo(args: argparse.Namespace, config: AdaptTokenConfig) -> int:
@@ -131,13 +156,13 @@ def _demo(args: argparse.Namespace, config: AdaptTokenConfig) -> int:
     return code
 
 
-def _run(args, config, model, processor, video, question, options) -> int:
+def _run(args, config, model, processor, video, question, options, show: bool = True) -> int:
     from rich.console import Console
     from rich.progress import Progress
 
     from .pipeline import Pipeline
 
-    console = Console()
+    console = Console(quiet=not show)
     pipe = Pipeline(model, processor, config, backend=args.backend)
     with Progress(console=console, transient=True, disable=args.quiet) as progress:
         task = progress.add_task("groups", total=None)

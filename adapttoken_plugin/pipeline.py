@@ -27,6 +27,7 @@ import torch
 
 from .adapters.base import ModelAdapter, PromptParts, adapter_for
 from .config import FRAME_CACHE_AUTO_LIMIT, AdaptTokenConfig
+from .distributed import attach_native, check_ranks_agree
 from .errors import UnsupportedInputError
 from .layout import GroupEvidence, VideoLayout
 from .stage import StageResult, check_entropy_inputs, resolve_scoring_layer, run_stage
@@ -140,6 +141,7 @@ class Pipeline:
         self.config = AdaptTokenConfig.coerce(config)
         self.adapter = adapter_for(model)
         resolve_scoring_layer(self.adapter, self.config)
+        attach_native(model)
         self.backend = backend
 
     @property
@@ -201,6 +203,7 @@ class Pipeline:
                                            self.config.position_rule, self.config.positions_1d)
         with torch.no_grad():
             out = self.model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False)
+        check_ranks_agree(self.model, "the answer", out)
         result.trace.add_seconds("final", time.perf_counter() - start)
         text = self.processor.tokenizer.decode(out[0, inputs["input_ids"].shape[1]:], skip_special_tokens=True)
         letter = parse_letter(text, len(options)) if options else None

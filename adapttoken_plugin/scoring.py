@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import torch
 
 from .adapters.base import ModelAdapter
+from .distributed import check_sharded_heads, reduce_scores_across_ranks
 
 
 @dataclass
@@ -41,7 +42,8 @@ def capture_scores(
     adapter: ModelAdapter, layer: int, n_query: int, columns: slice | torch.Tensor, reduce: str, seq_len: int
 ) -> Iterator[ScoreCapture]:
     """Record scores at decoder layer `layer` for forward calls whose sequence length is `seq_len`
-    (the prefill; decoding steps of a later generate are ignored). The hook is removed on exit."""
+    (the prefill; decoding steps of a later generate are ignored). The hook is removed on exit. On a
+    tensor-parallel model (`distributed.attach`) the scores cover every rank's heads."""
     capture = ScoreCapture()
     attn = adapter.attention_module(layer)
 
@@ -52,7 +54,12 @@ def capture_scores(
         start = time.perf_counter()
         with torch.no_grad():
             probs = adapter.attention_rows(module, hidden, kwargs["position_embeddings"], n_query)
-            capture.scores = reduce_scores(probs, columns, reduce).cpu()
+            total_heads = module.config.num_attention_heads
+            tp = check_sharded_heads(adapter.model, probs.shape[1], total_heads)
+            if tp is None:
+                capture.scores = reduce_scores(probs, columns, reduce).cpu()
+            else:  # this rank holds some heads only: combine with the other ranks' (identical result on each)
+                capture.scores = reduce_scores_across_ranks(probs, columns, reduce, tp, total_heads).cpu()
         capture.seconds += time.perf_counter() - start
         return None
 

@@ -21,6 +21,7 @@ import torch
 
 from .adapters.base import ModelAdapter, PromptParts
 from .config import AdaptTokenConfig
+from .distributed import check_ranks_agree
 from .entropy import entropy, least_certain_mean, restricted_entropy
 from .errors import ConfigError, OptionsRequiredError
 from .layout import GroupEvidence, VideoLayout, interleaved_groups
@@ -112,6 +113,9 @@ def collect_evidence(
         for g, units in enumerate(interleaved_groups(layout.num_units, units_per_group))
     ]
     trace = empty_trace(config, layout)
+    # tensor parallelism: every rank must run the same question with the same settings (no-op otherwise)
+    check_ranks_agree(model, "the settings and prompt", config.to_dict(), _prompt_ids(prompt), layout.num_units,
+                      layout.tokens_per_unit, list(option_ids or []))
     if not selector.needs_group_pass:
         return Evidence(groups, groups, trace)
     layer = resolve_scoring_layer(adapter, config)
@@ -171,6 +175,7 @@ def finish_selection(
     selection = selector.select(layout, visited)
     trace.add_seconds("allocation", time.perf_counter() - start)
     kept = selection.kept_token_ids
+    check_ranks_agree(adapter.model, "the selection (kept tokens)", kept, list(selection.group_budgets or []))
     units_per_group = _units_per_group(adapter, config)
     features = _kept_features(adapter, layout, visited, kept, pixels_for, units_per_group, trace)
 
@@ -189,6 +194,11 @@ def finish_selection(
     trace.kept_tokens = int(kept.numel())
     trace.kept_token_ids = kept.tolist()
     return StageResult(kept, features, trace)
+
+
+def _prompt_ids(prompt: PromptParts) -> torch.Tensor:
+    """Every token id of the prompt's text, for the rank-consistency check."""
+    return torch.cat([prompt.prefix_ids, prompt.suffix_ids, *(prompt.unit_heads or []), *(prompt.unit_tails or [])])
 
 
 def _units_per_group(adapter: ModelAdapter, config: AdaptTokenConfig) -> int:
@@ -225,6 +235,10 @@ def _group_pass(model, adapter, config, prompt, layout, pixels_for, group, layer
     group.candidate_ids = group.token_ids[order]
     store = "cpu" if config.feature_store == "cpu" else features.device
     group.candidate_features = features[order.to(features.device)].to(store)
+    # tensor parallelism, before should_stop (ranks that disagree would run different numbers of passes). The
+    # features are checked too: the all-reduces make the text rows identical even when one rank's video differs.
+    check_ranks_agree(model, f"group {group.group_id}'s pass (visual features, entropy, scores)",
+                      features.float().sum(0), group.entropy, group.scores, group.candidate_ids)
 
 
 def _sequence_length(inputs: dict[str, Any]) -> int:

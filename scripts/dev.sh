@@ -11,11 +11,13 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 PY="$VENV/bin/python"
 # (the entry-point check reinstalls a venv made before the lmms-eval models were registered)
-if ! "$PY" -c "import adapttoken_plugin, torch, torchvision, transformers, hypothesis, av, lmms_eval, importlib.metadata as m
+if ! "$PY" -c "import adapttoken_plugin, torch, torchvision, transformers, hypothesis, av, deepspeed, accelerate, lmms_eval
+import importlib.metadata as m
 assert m.entry_points(group='lmms_eval.models', name='adapttoken')" >/dev/null 2>&1; then
     "$PY" -m pip install -q --upgrade pip
     "$PY" -m pip install -q -c constraints.txt torch torchvision
-    "$PY" -m pip install -q -c constraints.txt -e ".[dev,eval]"
+    # deepspeed is an sdist that needs torch at build time: it comes after the pinned pair
+    "$PY" -m pip install -q -c constraints.txt -e ".[dev,deepspeed,eval]"
 fi
 case "${1:-test}" in
     demo) shift; exec "$VENV/bin/adapttoken" demo "$@" ;;

@@ -94,7 +94,9 @@ class ModelAdapter:
 
     @property
     def device(self) -> torch.device:
-        return self.model.get_input_embeddings().weight.device
+        """Where the language model's inputs go: the embeddings' device (accelerate offloading: where it runs them)."""
+        weight = self.model.get_input_embeddings().weight
+        return weight.device if weight.device.type != "meta" else execution_device(self.model)
 
     # --- per-family pieces ---------------------------------------------------------------------
     def split_inputs(self, inputs: dict[str, Any]) -> tuple[PromptParts, VideoLayout, torch.Tensor]:
@@ -343,6 +345,20 @@ class OneDimAdapter(ModelAdapter):
         if positions_1d != POSITIONS_1D_CONTIGUOUS:
             inputs["position_ids"] = seq.full_index[None].to(device)
         return inputs
+
+
+def execution_device(module: torch.nn.Module) -> torch.device:
+    """The device `module` computes on: its first parameter's, or with accelerate offloading (`device_map`
+    with offloaded parts: parameters wait on `meta` between calls) the device its hooks run it on."""
+    param = next(module.parameters())
+    if param.device.type != "meta":
+        return param.device
+    for part in module.modules():
+        device = getattr(getattr(part, "_hf_hook", None), "execution_device", None)
+        if device is not None:
+            return torch.device(device)
+    raise UnsupportedModelError(f"{type(module).__name__} has its parameters on the meta device and no accelerate "
+                                "hook says where it runs; load the weights or dispatch it with accelerate")
 
 
 def adapter_for(model: Any) -> ModelAdapter:

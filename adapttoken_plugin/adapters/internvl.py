@@ -28,7 +28,7 @@ import torch
 from ..errors import NoVideoError, UnsupportedInputError, UnsupportedModelError
 from ..layout import VideoLayout
 from ..registry import ADAPTERS
-from .base import OneDimAdapter, PromptParts
+from .base import OneDimAdapter, PromptParts, execution_device
 
 
 @ADAPTERS.register(
@@ -97,5 +97,5 @@ class InternVLAdapter(OneDimAdapter):
 
     def encode(self, pixel_inputs: dict[str, Any]) -> torch.Tensor:
         tower = self.model.model.vision_tower
-        out = self.model.model.get_image_features(pixel_values=pixel_inputs["pixel_values"].to(tower.device))
+        out = self.model.model.get_image_features(pixel_values=pixel_inputs["pixel_values"].to(execution_device(tower)))
         return out.pooler_output.flatten(0, 1)

@@ -24,7 +24,7 @@ import torch
 from ..errors import NoVideoError, UnsupportedInputError
 from ..layout import VideoLayout
 from ..registry import ADAPTERS
-from .base import OneDimAdapter, PromptParts
+from .base import OneDimAdapter, PromptParts, execution_device
 
 
 @ADAPTERS.register(
@@ -100,7 +100,7 @@ class LlavaOnevisionAdapter(OneDimAdapter):
     def encode(self, pixel_inputs: dict[str, Any]) -> torch.Tensor:
         tower = self.model.model.vision_tower
         out = self.model.model.get_video_features(pixel_values_videos=pixel_inputs["pixel_values_videos"].to(
-            tower.device))
+            execution_device(tower)))
         features = out.pooler_output[0]
         return features[:len(features) - self.trailing_video_tokens]
 

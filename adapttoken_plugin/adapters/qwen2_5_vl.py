@@ -23,7 +23,7 @@ from transformers.modeling_outputs import BaseModelOutputWithPooling
 from ..errors import NoVideoError, UnsupportedInputError
 from ..layout import VideoLayout
 from ..registry import ADAPTERS
-from .base import POSITIONS_1D_CONTIGUOUS, ModelAdapter, PromptParts
+from .base import POSITIONS_1D_CONTIGUOUS, ModelAdapter, PromptParts, execution_device
 
 
 @ADAPTERS.register(
@@ -120,8 +120,8 @@ class Qwen2_5_VLAdapter(ModelAdapter):
     def encode(self, pixel_inputs: dict[str, Any]) -> torch.Tensor:
         visual = self.model.model.visual
         out = self.model.model.get_video_features(
-            pixel_values_videos=pixel_inputs["pixel_values_videos"].to(visual.device),
-            video_grid_thw=pixel_inputs["video_grid_thw"].to(visual.device),
+            pixel_values_videos=pixel_inputs["pixel_values_videos"].to(execution_device(visual)),
+            video_grid_thw=pixel_inputs["video_grid_thw"].to(execution_device(visual)),
         )
         return torch.cat(out.pooler_output, dim=0)
 
