@@ -1,74 +1,36 @@
-"""`adapttoken_llava_vid`: argument handling and the `llava` -> fork binding.
+"""`adapttoken_llava_vid` through the real lmms-eval 0.7.3 `llava_vid` on the fork `llavaction`.
 
-lmms-eval 0.7.3 is not installed in this venv (it would pull ~100 packages next to transformers 4.51.3),
-so the class is tested against a stand-in `lmms_eval` written here with what the subclass relies on
-from the real one: `lmms_eval.api.model.lmms`, and `models/simple/llava_vid.py::LlavaVid`, which imports
-`llava.*` at its top and asserts it got no unknown keyword argument. The stand-in loads a saved tiny
-model through the `llava` name, so the test shows the fork standing in for `llava`.
+lmms-eval's `llava_vid` imports `llava.*` at its top; `adapttoken_llava_package=llavaction` makes the fork
+stand for `llava`. Requests are answered the way lmms-eval does it (`create_from_arg_string`, decord
+frames, the fork's image processor and the `qwen_1_5` template) on a tiny random checkpoint and an mp4.
 """
 
-import sys
-import textwrap
-
 import pytest
-import torch
-from tiny_llava import llava_qwen, prompt_ids, video
+from tiny_llava import lmms_checkpoint, noise_video
 
 from adapttoken_plugin.errors import ConfigError
 
-STANDIN = {
-    "lmms_eval/__init__.py": "",
-    "lmms_eval/api/__init__.py": "",
-    "lmms_eval/api/model.py": """
-        class lmms:
-            def __init__(self):
-                self._rank = 0
-    """,
-    "lmms_eval/models/__init__.py": "",
-    "lmms_eval/models/simple/__init__.py": "",
-    "lmms_eval/models/simple/llava_vid.py": """
-        from llava.constants import IMAGE_TOKEN_INDEX
-        from llava.model.builder import load_pretrained_model
-        from llava.model.language_model.llava_qwen import LlavaQwenConfig, LlavaQwenForCausalLM
-
-        from lmms_eval.api.model import lmms
-
-        CALLS = []
+ARGS = "conv_template=qwen_1_5,max_frames_num=16,mm_spatial_pool_mode=bilinear,device_map=auto,torch_dtype=bfloat16"
+OURS = "adapttoken_frames_per_group=4,adapttoken_llava_package=llavaction"
 
 
-        class LlavaVid(lmms):
-            def __init__(self, pretrained="x", max_frames_num=20, conv_template="vicuna_v1", device_map="cuda:0",
-                         batch_size=1, **kwargs):
-                super().__init__()
-                assert kwargs == {}, f"Unexpected kwargs: {kwargs}"
-                CALLS.append(dict(pretrained=pretrained, max_frames_num=max_frames_num, conv_template=conv_template,
-                                  device_map=device_map, batch_size=batch_size))
-                self._model = LlavaQwenForCausalLM.from_pretrained(pretrained, attn_implementation="sdpa").eval()
-
-            @property
-            def model(self):
-                return self._model
-    """,
-}
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    work = tmp_path_factory.mktemp("lmms")
+    return lmms_checkpoint(work), noise_video(work / "noise.mp4")
 
 
-@pytest.fixture
-def standin(tmp_path, vision_dir, monkeypatch):
-    for name, text in STANDIN.items():
-        path = tmp_path / "site" / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(textwrap.dedent(text))
-    monkeypatch.syspath_prepend(str(tmp_path / "site"))
-    checkpoint = tmp_path / "tiny-llava-qwen"
-    llava_qwen(vision_dir).save_pretrained(checkpoint)
-    yield checkpoint
-    for name in [n for n in sys.modules if n.split(".")[0] in ("lmms_eval", "llava")]:
-        del sys.modules[name]
-    for name in [n for n in sys.modules if n.startswith("adapttoken_plugin.integrations.lmms_eval")]:
-        del sys.modules[name]
+def _answer(cls, arg_string, video):
+    from lmms_eval.api.instance import Instance
+
+    model = cls.create_from_arg_string(arg_string, {"batch_size": 1, "device": "cpu"})
+    model.task_dict = {"t": {"test": {0: {}}}}
+    request = Instance(request_type="generate_until", idx=0, metadata={"task": "t", "doc_id": 0, "repeats": 1},
+                       arguments=("t5 t6 t7 t8", {"max_new_tokens": 4}, lambda doc: [str(video)], 0, "t", "test"))
+    return model, model.generate_until([request])
 
 
-def test_arguments_are_popped_coerced_and_validated(standin):
+def test_arguments_are_popped_coerced_and_validated():
     from adapttoken_plugin.integrations.lmms_eval.llava_vid import split_model_args
 
     config, package, rest = split_model_args({
@@ -88,31 +50,41 @@ def test_arguments_are_popped_coerced_and_validated(standin):
         split_model_args({"adapttoken_max_frames": 64})
 
 
-def test_the_class_runs_llava_vid_on_the_named_fork_with_selection(standin):
-    import llavaction.model.builder
+def test_the_registry_resolves_the_id_to_the_subclass():
+    from lmms_eval.api.model import lmms
+    from lmms_eval.models import MODEL_REGISTRY_V2
 
-    from adapttoken_plugin.integrations import llava
     from adapttoken_plugin.integrations.lmms_eval.llava_vid import AdaptTokenLlavaVid
 
-    wrapper = AdaptTokenLlavaVid(pretrained=str(standin), max_frames_num="8", adapttoken_budget="20",
-                                 adapttoken_frames_per_group="4", adapttoken_llava_package="llavaction", batch_size=1)
-    llava_vid = sys.modules["lmms_eval.models.simple.llava_vid"]
-    assert isinstance(wrapper, AdaptTokenLlavaVid) and isinstance(wrapper, llava_vid.LlavaVid)
-    assert sys.modules["llava.model.builder"] is llavaction.model.builder
-    assert llava_vid.CALLS == [dict(pretrained=str(standin), max_frames_num="8", conv_template="vicuna_v1",
-                                    device_map="cuda:0", batch_size=1)]
-    assert llava.is_enabled(wrapper.model) and wrapper.adapttoken_config.budget == 20
-    # the call lmms-eval's llava_vid.generate_until makes
-    wrapper.model.generate(inputs=prompt_ids(), images=[video(8)], attention_mask=torch.ones(1, 11, dtype=torch.long),
-                           modalities="video", use_cache=True, do_sample=False, max_new_tokens=3)
-    assert wrapper.model.adapttoken_trace.kept_tokens == 20
+    assert MODEL_REGISTRY_V2.get_model_class("adapttoken_llava_vid") is AdaptTokenLlavaVid
+    assert issubclass(AdaptTokenLlavaVid, lmms)
 
 
-def test_bad_settings_fail_before_the_model_is_loaded(standin):
+def test_full_budget_answers_as_stock_llava_vid_and_a_small_budget_sends_exactly_it(files):
     from adapttoken_plugin.integrations.lmms_eval.llava_vid import AdaptTokenLlavaVid
 
+    checkpoint, video = files
+    small, small_answer = _answer(AdaptTokenLlavaVid, f"pretrained={checkpoint},{ARGS},{OURS},adapttoken_budget=40",
+                                  video)
+    full, full_answer = _answer(AdaptTokenLlavaVid, f"pretrained={checkpoint},{ARGS},{OURS},adapttoken_budget=100000",
+                                video)
+    import lmms_eval.models.simple.llava_vid as llava_vid  # importable now: `llava` stands for the fork
+
+    stock, stock_answer = _answer(llava_vid.LlavaVid, f"pretrained={checkpoint},{ARGS}", video)
+    assert isinstance(small, llava_vid.LlavaVid) and small.adapttoken_config.budget == 40
+    assert full_answer == stock_answer and full.model.adapttoken_trace.kept_tokens == 128  # 8 frames x 16
+    trace = small.model.adapttoken_trace
+    assert (trace.kept_tokens, trace.total_tokens) == (40, 128)
+    assert trace.kept_token_ids == sorted(trace.kept_token_ids)  # temporal, then raster order
+    assert getattr(stock.model, "adapttoken_trace", None) is None
+
+
+def test_bad_settings_fail_before_the_model_is_loaded(tmp_path):
+    from adapttoken_plugin.integrations.lmms_eval.llava_vid import AdaptTokenLlavaVid
+
+    missing = tmp_path / "no-checkpoint"  # loading it would fail with another error
     with pytest.raises(ConfigError, match="'adapttoken_selectr'"):
-        AdaptTokenLlavaVid(pretrained=str(standin), adapttoken_selectr="uniform", adapttoken_llava_package="llavaction")
-    assert "lmms_eval.models.simple.llava_vid" not in sys.modules  # refused before llava_vid was even imported
+        AdaptTokenLlavaVid.create_from_arg_string(f"pretrained={missing},adapttoken_selectr=uniform,"
+                                                  "adapttoken_llava_package=llavaction")
     with pytest.raises(ConfigError, match="cannot import 'no_such_fork'"):
-        AdaptTokenLlavaVid(pretrained=str(standin), adapttoken_llava_package="no_such_fork")
+        AdaptTokenLlavaVid(pretrained=str(missing), adapttoken_llava_package="no_such_fork")

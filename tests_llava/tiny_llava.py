@@ -64,3 +64,34 @@ def video(frames: int, seed: int = 0) -> torch.Tensor:
 def prompt_ids(image_token_index: int = -200) -> torch.Tensor:
     """(1, L) a prompt as the fork's `tokenizer_image_token` writes it: text, one `<image>` id, text."""
     return torch.tensor([[*PROMPT_PREFIX, image_token_index, *PROMPT_SUFFIX]])
+
+
+def lmms_checkpoint(directory: Path) -> Path:
+    """A tiny LLaVA-Video-like checkpoint: the fork's model, a CLIP tower, a word-level tokenizer."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    path = directory / "tiny-llava-qwen"  # the fork's loader picks its class from "llava" and "qwen" in the name
+    llava_qwen(save_vision_tower(directory / "clip")).save_pretrained(path)
+    tokenizer = Tokenizer(models.WordLevel({f"t{i}": i for i in range(150)}, unk_token="t3"))
+    tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
+    tokenizer.add_special_tokens(["<|im_end|>", "<|im_start|>"])  # the template's stop word is one token
+    PreTrainedTokenizerFast(tokenizer_object=tokenizer, pad_token="t2", eos_token="t1").save_pretrained(path)
+    return path
+
+
+def noise_video(path: Path, frames: int = 32, fps: int = 4) -> Path:
+    """An mp4 of random 64 x 64 frames."""
+    import av
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=fps)
+        stream.width = stream.height = 64
+        stream.pix_fmt = "yuv420p"
+        for _ in range(frames):
+            image = rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)
+            out.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
+        out.mux(stream.encode())
+    return path
