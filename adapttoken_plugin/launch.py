@@ -22,11 +22,10 @@ import argparse
 import os
 import subprocess
 import sys
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from datetime import timedelta
 
-from .distributed import DEFAULT_TIMEOUT
+from .distributed import DEFAULT_TIMEOUT, lmms_eval_sees_one_process
 
 COMMANDS = ("answer", "lmms-eval")
 
@@ -85,23 +84,6 @@ def init_rank(tp: int, timeout: timedelta = DEFAULT_TIMEOUT) -> None:
     if cuda:
         torch.cuda.set_device(int(os.environ["LOCAL_RANK"]))
     deepspeed.init_distributed(dist_backend="nccl" if cuda else "gloo", timeout=timeout, verbose=False)
-
-
-@contextmanager
-def lmms_eval_sees_one_process() -> Iterator[None]:
-    """lmms-eval shards documents by the `RANK` / `WORLD_SIZE` environment variables; tensor-parallel
-    ranks must all see every document in the same order. Inside this context those variables read
-    rank 0 of 1, while torch.distributed keeps the real group (and `LOCAL_RANK` the real device)."""
-    saved = {key: os.environ.get(key) for key in ("RANK", "WORLD_SIZE")}
-    os.environ.update(RANK="0", WORLD_SIZE="1")
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 def lmms_eval_args_for_rank(args: Sequence[str], rank: int) -> list[str]:

@@ -22,6 +22,7 @@ an `adapttoken_*` key of `AdaptTokenConfig`.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
@@ -31,6 +32,7 @@ from lmms_eval.api.model import lmms
 from tqdm import tqdm
 
 from ...config import AdaptTokenConfig
+from ...distributed import is_main_process, tensor_parallel_lmms_eval
 from ...errors import ConfigError, NoVideoError, UnsupportedInputError
 from ...pipeline import Pipeline
 from ...video import BACKENDS
@@ -82,16 +84,34 @@ class AdaptTokenLMM(lmms):
             raise ConfigError(f"torch_dtype={torch_dtype!r} is not known: expected one of {DTYPES}")
         if video_decode_backend not in BACKENDS:
             raise ConfigError(f"video_decode_backend={video_decode_backend!r} is not known: expected one of {BACKENDS}")
-        from accelerate import Accelerator
-
-        self.accelerator = Accelerator()
-        self._rank = self.accelerator.process_index
-        self._world_size = self.accelerator.num_processes
         device_map = _optional(device_map)
-        self._device = torch.device(self._default_device(_optional(device)))
+        self.tensor_parallel = tensor_parallel_lmms_eval()
+        if self.tensor_parallel:
+            # `python -m adapttoken_plugin.launch --tp N lmms-eval ...`: every rank answers every document
+            # with its slice of the language model; lmms-eval sees one process (the launcher's context)
+            if device_map is not None:
+                raise ConfigError(f"device_map={device_map!r} cannot be combined with tensor parallelism")
+            self.accelerator, self._rank, self._world_size = None, 0, 1
+            local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+            self._device = torch.device(f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu")
+        else:
+            from accelerate import Accelerator
+
+            self.accelerator = Accelerator()
+            self._rank = self.accelerator.process_index
+            self._world_size = self.accelerator.num_processes
+            self._device = torch.device(self._default_device(_optional(device)))
         self.adapttoken_config: AdaptTokenConfig = args.config
         model, processor = self.load(pretrained, device_map, torch_dtype, _optional(attn_implementation),
                                      args.processor_kwargs)
+        if self.tensor_parallel:
+            from loguru import logger  # lmms-eval's own logger
+
+            from ..deepspeed import shard_language_model
+
+            tp = shard_language_model(model)
+            logger.info(f"{self.model_id}: language model split over {tp.world_size} tensor-parallel ranks "
+                        f"(DeepSpeed inference); this is rank {tp.rank}")
         self.pipeline = Pipeline(model, processor, self.adapttoken_config, backend=video_decode_backend)
 
     def _default_device(self, device: str | None) -> str:
@@ -124,7 +144,8 @@ class AdaptTokenLMM(lmms):
     def generate_until(self, requests: list[Instance]) -> list[str]:
         """One greedy answer per request, in request order; each request's video goes through the pipeline."""
         replies = []
-        for request in tqdm(requests, disable=self.rank != 0, desc=f"{self.model_id} answering"):
+        quiet = self.rank != 0 or not is_main_process(self.pipeline.model)  # one progress bar per evaluation
+        for request in tqdm(requests, disable=quiet, desc=f"{self.model_id} answering"):
             context, gen_kwargs, doc_to_visual, doc_id, task, split = request.args
             video = _single_video(doc_to_visual(self.task_dict[task][split][doc_id]), task, doc_id)
             if "<image>" in context:
