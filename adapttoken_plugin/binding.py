@@ -17,6 +17,7 @@ from typing import Any
 
 import torch
 
+from . import instance_attributes
 from .adapters.base import ModelAdapter, adapter_for
 from .config import AdaptTokenConfig
 from .distributed import attach_native, check_ranks_agree
@@ -24,7 +25,6 @@ from .errors import AdaptTokenError, UnsupportedInputError
 from .stage import check_entropy_inputs, resolve_scoring_layer, run_stage
 
 _WRAPPED = ("generate", "forward")
-_MISSING = object()
 
 
 @dataclass
@@ -53,10 +53,11 @@ def enable(model: Any, config: AdaptTokenConfig | dict[str, Any] | None = None) 
     attach_native(model)  # a model split by transformers' own tensor parallelism: scores reduced over its ranks
     if is_enabled(model):
         disable(model)
-    saved = {name: model.__dict__.get(name, _MISSING) for name in _WRAPPED}
+    saved = instance_attributes.save(model, _WRAPPED)
     model.__dict__["_adapttoken_state"] = _State(config, adapter, saved)
-    model.__dict__["generate"] = functools.partial(_generate, model, _original(model, "generate", saved))
-    model.__dict__["forward"] = functools.partial(_forward, model, _original(model, "forward", saved))
+    before = functools.partial(instance_attributes.original, model, saved=saved)
+    model.__dict__["generate"] = functools.partial(_generate, model, before("generate"))
+    model.__dict__["forward"] = functools.partial(_forward, model, before("forward"))
     model.__dict__["adapttoken_trace"] = None
     return model
 
@@ -66,11 +67,7 @@ def disable(model: Any) -> Any:
     state = model.__dict__.pop("_adapttoken_state", None)
     if state is None:
         return model
-    for name, previous in state.saved.items():
-        if previous is _MISSING:
-            model.__dict__.pop(name, None)
-        else:
-            model.__dict__[name] = previous
+    instance_attributes.restore(model, state.saved)
     model.__dict__.pop("adapttoken_trace", None)
     return model
 
@@ -87,10 +84,6 @@ def config_of(model: Any) -> AdaptTokenConfig:
     return state.config
 
 
-def _original(model: Any, name: str, saved: dict[str, Any]) -> Any:
-    """The method the wrapper calls: an instance attribute set earlier (e.g. an accelerate hook) or the class's."""
-    previous = saved[name]
-    return previous if previous is not _MISSING else getattr(type(model), name).__get__(model)
 
 
 def _select(model: Any, kwargs: dict[str, Any]) -> tuple[dict[str, Any], torch.Tensor]:

@@ -16,6 +16,7 @@ from typing import Any
 
 import torch
 
+from ... import instance_attributes
 from ...config import POSITIONS_1D, AdaptTokenConfig
 from ...errors import AdaptTokenError, ConfigError, UnsupportedInputError
 from ...stage import check_entropy_inputs, resolve_scoring_layer, run_stage
@@ -24,7 +25,6 @@ from .structure import check_llava_model, language_model_generate, package_of
 
 CONFIG_KEY = "adapttoken"
 _WRAPPED = ("generate", "forward")
-_MISSING = object()
 
 
 class LanguageModelPass:
@@ -78,10 +78,10 @@ def enable(model: Any, config: AdaptTokenConfig | dict[str, Any] | None = None, 
     language_model = LanguageModelPass(model)
     if is_enabled(model):
         disable(model)
-    saved = {name: model.__dict__.get(name, _MISSING) for name in _WRAPPED}
+    saved = instance_attributes.save(model, _WRAPPED)
     model.__dict__["_adapttoken_llava_state"] = _State(config, adapter, language_model, saved)
     for name, wrapper in (("generate", _generate), ("forward", _forward)):
-        original = _original(model, name, saved)
+        original = instance_attributes.original(model, name, saved)
         # The wrapper carries the original's signature: transformers' generate inspects `forward`'s
         # parameters (e.g. whether it takes attention_mask) to decide what it passes.
         model.__dict__[name] = functools.update_wrapper(functools.partial(wrapper, model, original), original)
@@ -102,11 +102,7 @@ def disable(model: Any) -> Any:
     state = model.__dict__.pop("_adapttoken_llava_state", None)
     if state is None:
         return model
-    for name, previous in state.saved.items():
-        if previous is _MISSING:
-            model.__dict__.pop(name, None)
-        else:
-            model.__dict__[name] = previous
+    instance_attributes.restore(model, state.saved)
     model.__dict__.pop("adapttoken_trace", None)
     return model
 
@@ -119,10 +115,6 @@ def _configured(model: Any) -> Any:
     return getattr(getattr(model, "config", None), CONFIG_KEY, None)
 
 
-def _original(model: Any, name: str, saved: dict[str, Any]) -> Any:
-    """The method a wrapper calls: an instance attribute set earlier (e.g. an accelerate hook) or the class's."""
-    previous = saved[name]
-    return previous if previous is not _MISSING else getattr(type(model), name).__get__(model)
 
 
 def _bind(method: Any, args: tuple, kwargs: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
