@@ -64,11 +64,7 @@ def enable(model: Any, config: AdaptTokenConfig | dict[str, Any] | None = None) 
 
 def disable(model: Any) -> Any:
     """Remove the selector stage: the instance is exactly as before `enable`."""
-    state = model.__dict__.pop("_adapttoken_state", None)
-    if state is None:
-        return model
-    instance_attributes.restore(model, state.saved)
-    model.__dict__.pop("adapttoken_trace", None)
+    instance_attributes.uninstall(model, "_adapttoken_state")
     return model
 
 

@@ -31,3 +31,12 @@ def original(model: Any, name: str, saved: dict[str, Any]) -> Any:
     """The method a wrapper calls: the instance's earlier attribute, else the class's, bound to `model`."""
     previous = saved[name]
     return previous if previous is not MISSING else getattr(type(model), name).__get__(model)
+
+
+def uninstall(model: Any, state_key: str) -> None:
+    """Undo an `enable`: pop the state stored under `state_key`, put its `saved` attributes back and drop the
+    `adapttoken_trace` attribute; nothing happens when the model holds no such state."""
+    state = model.__dict__.pop(state_key, None)
+    if state is not None:
+        restore(model, state.saved)
+        model.__dict__.pop("adapttoken_trace", None)

@@ -99,11 +99,7 @@ def apply_if_configured(model: Any, package: str | None = None) -> Any:
 
 def disable(model: Any) -> Any:
     """Remove the selector stage: the instance is exactly as before `enable`."""
-    state = model.__dict__.pop("_adapttoken_llava_state", None)
-    if state is None:
-        return model
-    instance_attributes.restore(model, state.saved)
-    model.__dict__.pop("adapttoken_trace", None)
+    instance_attributes.uninstall(model, "_adapttoken_llava_state")
     return model
 
 
