@@ -28,6 +28,7 @@ def test_the_table_holds_flexselects_values():
         "qwen2.5-vl-7b-instruct": (20, 28, 7040, 64),
         "internvl2_5-8b": (15, 32, 8256, 64),
         "llava-video-7b-qwen2": (19, 28, 6720, 64),
+        "needle-toy": (1, 4, 128, 64),
     }
 
 

@@ -65,3 +65,14 @@ def test_main_prints_a_table_and_writes_json(probe, tmp_path, capsys):
     assert written["num_layers"] == len(written["layers"]) == result["num_layers"] == 4
     assert written["best_layer"] == max(written["layers"], key=lambda r: (r["recall"], -r["layer"]))["layer"]
     assert "recall" in capsys.readouterr().out
+
+
+def test_the_bundled_toy_models_preset_is_the_layer_the_probe_finds_on_it(probe):
+    from adapttoken_plugin.presets import PRESETS
+    from adapttoken_plugin.toy import NEEDLE_MODEL_DIR, load_needle_model
+
+    result = probe.main(["--model", str(NEEDLE_MODEL_DIR), "--frames", "128", "--trials", "16", "--needle-units", "2"])
+    recall = [row["recall"] for row in result["layers"]]
+    assert result["best_layer"] == PRESETS["needle-toy"].scoring_layer
+    assert recall[result["best_layer"]] > recall[round(0.7 * result["num_layers"])]  # what the 0.7 rule picks
+    assert adapter_for(load_needle_model()[0]).default_scoring_layer() == PRESETS["needle-toy"].scoring_layer
