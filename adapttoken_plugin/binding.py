@@ -18,7 +18,7 @@ from typing import Any
 import torch
 
 from . import instance_attributes
-from .adapters.base import ModelAdapter, adapter_for
+from .adapters.base import POSITIONS_1D_CONTIGUOUS, ModelAdapter, adapter_for
 from .config import AdaptTokenConfig
 from .distributed import attach_native, check_ranks_agree
 from .errors import AdaptTokenError, UnsupportedInputError
@@ -55,9 +55,11 @@ def enable(model: Any, config: AdaptTokenConfig | dict[str, Any] | None = None) 
         disable(model)
     saved = instance_attributes.save(model, _WRAPPED)
     model.__dict__["_adapttoken_state"] = _State(config, adapter, saved)
-    before = functools.partial(instance_attributes.original, model, saved=saved)
-    model.__dict__["generate"] = functools.partial(_generate, model, before("generate"))
-    model.__dict__["forward"] = functools.partial(_forward, model, before("forward"))
+    for name, wrapper in (("generate", _generate), ("forward", _forward)):
+        original = instance_attributes.original(model, name, saved)
+        # the wrapper carries the original's signature: transformers' generate inspects `forward`'s
+        # parameters (`logits_to_keep`: else the final prefill computes logits for every position)
+        model.__dict__[name] = functools.update_wrapper(functools.partial(wrapper, model, original), original)
     model.__dict__["adapttoken_trace"] = None
     return model
 
@@ -132,4 +134,19 @@ def _generate(model: Any, original: Any, *args: Any, **kwargs: Any) -> Any:
 
 
 def _forward(model: Any, original: Any, *args: Any, **kwargs: Any) -> Any:
+    state: _State = model.__dict__["_adapttoken_state"]
+    if (state.config.positions_1d != POSITIONS_1D_CONTIGUOUS and kwargs.get("position_ids") is not None
+            and kwargs.get("attention_mask") is None):
+        # generate() drops an all-ones mask, and without a mask transformers reads gapped positions (the
+        # kept tokens' full-sequence indices) as packed sequences that must not attend to each other
+        kwargs["attention_mask"] = _ones_mask(args, kwargs)
     return _selected_call(model, original, "forward", args, kwargs)[0]
+
+
+def _ones_mask(args: tuple, kwargs: dict[str, Any]) -> torch.Tensor:
+    """(1, cached + new tokens) all-ones attention mask for one forward call of batch 1."""
+    tokens = kwargs.get("input_ids", args[0] if args else None)
+    new = tokens.shape[1] if tokens is not None else kwargs["inputs_embeds"].shape[1]
+    cache = kwargs.get("cache", kwargs.get("past_key_values"))
+    cached = cache.get_seq_length() if cache is not None else 0
+    return torch.ones(1, cached + new, dtype=torch.long, device=kwargs["position_ids"].device)

@@ -295,6 +295,20 @@ def test_recomputed_scores_equal_eager_attention(setup, reduce):
     assert model.config.get_text_config()._attn_implementation == "sdpa"
 
 
+def test_no_call_computes_logits_for_more_than_the_last_position(setup):
+    """Group passes ask for the last position's logits only, and the final `generate` must too: it
+    passes `logits_to_keep=1` only to a `forward` whose signature takes it (so the wrapper keeps it)."""
+    model = setup.model
+    rows: list[int] = []
+    handle = model.get_output_embeddings().register_forward_hook(lambda m, args, out: rows.append(args[0].shape[1]))
+    try:
+        at.enable(model, setup.config(budget=BUDGET))
+        model.generate(**setup.inputs(), max_new_tokens=2, do_sample=False)
+    finally:
+        handle.remove()
+    assert len(rows) > 2 and set(rows) == {1}, rows
+
+
 def test_disable_restores_the_model_exactly(setup):
     model = setup.model
     fresh = setup.family.model()
