@@ -82,8 +82,6 @@ def config_of(model: Any) -> AdaptTokenConfig:
     return state.config
 
 
-
-
 def _select(model: Any, kwargs: dict[str, Any]) -> tuple[dict[str, Any], torch.Tensor]:
     """Run the stage on a call's video inputs; returns the new keyword arguments and the caller's input_ids."""
     state: _State = model.__dict__["_adapttoken_state"]

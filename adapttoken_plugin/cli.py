@@ -108,7 +108,8 @@ def _list() -> int:
     return 0
 
 
-def _load_model(path: str, device: str, dtype: str) -> tuple[Any, Any]:
+def load_model(path: str, device: str, dtype: str) -> tuple[Any, Any]:
+    """A checkpoint's unmodified transformers model (eval mode, on `device`, `dtype` or auto) and processor."""
     import torch
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
@@ -119,7 +120,7 @@ def _load_model(path: str, device: str, dtype: str) -> tuple[Any, Any]:
 
 def _answer(args: argparse.Namespace, config: AdaptTokenConfig) -> int:
     if args.tp == 1:
-        model, processor = _load_model(args.model, args.device, args.dtype)
+        model, processor = load_model(args.model, args.device, args.dtype)
         return _run(args, config, model, processor, args.video, args.question, args.options)
     from datetime import timedelta
 
@@ -129,7 +130,7 @@ def _answer(args: argparse.Namespace, config: AdaptTokenConfig) -> int:
 
     timeout = timedelta(seconds=args.rank_timeout)
     init_rank(args.tp, timeout)
-    model, processor = _load_model(args.model, "cpu", args.dtype)  # each rank's own device: shard_language_model
+    model, processor = load_model(args.model, "cpu", args.dtype)  # each rank's own device: shard_language_model
     shard_language_model(model, timeout)
     if not is_main_process(model):  # every rank computes the answer; rank 0 alone reports it
         args.quiet, args.trace, args.report = True, None, None

@@ -21,7 +21,7 @@ import torch
 
 from .adapters.base import ModelAdapter, PromptParts
 from .config import AdaptTokenConfig
-from .distributed import check_ranks_agree
+from .distributed import check_ranks_agree, tensor_parallel_of
 from .entropy import entropy, least_certain_mean, restricted_entropy
 from .errors import ConfigError, OptionsRequiredError
 from .layout import GroupEvidence, VideoLayout, interleaved_groups
@@ -237,8 +237,9 @@ def _group_pass(model, adapter, config, prompt, layout, pixels_for, group, layer
     group.candidate_features = features[order.to(features.device)].to(store)
     # tensor parallelism, before should_stop (ranks that disagree would run different numbers of passes). The
     # features are checked too: the all-reduces make the text rows identical even when one rank's video differs.
-    check_ranks_agree(model, f"group {group.group_id}'s pass (visual features, entropy, scores)",
-                      features.float().sum(0), group.entropy, group.scores, group.candidate_ids)
+    if tensor_parallel_of(model) is not None:  # (the feature sum is not worth computing in one process)
+        check_ranks_agree(model, f"group {group.group_id}'s pass (visual features, entropy, scores)",
+                          features.float().sum(0), group.entropy, group.scores, group.candidate_ids)
 
 
 def _sequence_length(inputs: dict[str, Any]) -> int:

@@ -64,18 +64,15 @@ def base_config(settings: list[str]) -> AdaptTokenConfig:
 
 
 def load_model(path: str | None, device: str, dtype: str) -> tuple[Any, Any]:
-    import torch
-
+    """The checkpoint at `path` as `adapttoken answer` loads it; None: the bundled trained toy model."""
     if path is None:
         from ..toy import load_needle_model
 
         model, processor = load_needle_model()
         return model.to(device), processor
-    from transformers import AutoModelForImageTextToText, AutoProcessor
+    from ..cli import load_model as load_checkpoint
 
-    torch_dtype = "auto" if dtype == "auto" else getattr(torch, dtype)
-    model = AutoModelForImageTextToText.from_pretrained(path, dtype=torch_dtype).to(device).eval()
-    return model, AutoProcessor.from_pretrained(path)
+    return load_checkpoint(path, device, dtype)
 
 
 def main(argv: list[str] | None = None) -> int:

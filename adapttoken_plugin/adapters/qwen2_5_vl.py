@@ -117,13 +117,16 @@ class Qwen2_5_VLAdapter(ModelAdapter):
             frame_indices=frame_indices,
         )
 
-    def encode(self, pixel_inputs: dict[str, Any]) -> torch.Tensor:
-        visual = self.model.model.visual
-        out = self.model.model.get_video_features(
-            pixel_values_videos=pixel_inputs["pixel_values_videos"].to(execution_device(visual)),
-            video_grid_thw=pixel_inputs["video_grid_thw"].to(execution_device(visual)),
+    def video_features(self, pixel_inputs: dict[str, Any]) -> Any:
+        """The model's own `get_video_features` output for some units, on the vision tower's device."""
+        device = execution_device(self.model.model.visual)
+        return self.model.model.get_video_features(
+            pixel_values_videos=pixel_inputs["pixel_values_videos"].to(device),
+            video_grid_thw=pixel_inputs["video_grid_thw"].to(device),
         )
-        return torch.cat(out.pooler_output, dim=0)
+
+    def encode(self, pixel_inputs: dict[str, Any]) -> torch.Tensor:
+        return torch.cat(self.video_features(pixel_inputs).pooler_output, dim=0)
 
     # --- sequences -----------------------------------------------------------------------------
     def positions(

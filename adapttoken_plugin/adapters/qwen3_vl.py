@@ -32,7 +32,7 @@ import torch
 from ..errors import UnsupportedInputError
 from ..layout import VideoLayout
 from ..registry import ADAPTERS
-from .base import POSITIONS_1D_CONTIGUOUS, PromptParts, execution_device
+from .base import POSITIONS_1D_CONTIGUOUS, PromptParts
 from .qwen2_5_vl import Qwen2_5_VLAdapter
 
 
@@ -96,11 +96,7 @@ class Qwen3VLAdapter(Qwen2_5_VLAdapter):
 
     def encode(self, pixel_inputs: dict[str, Any]) -> torch.Tensor:
         """(N, D * (1 + levels)): each token's features, then its DeepStack features level by level."""
-        visual = self.model.model.visual
-        out = self.model.model.get_video_features(
-            pixel_values_videos=pixel_inputs["pixel_values_videos"].to(execution_device(visual)),
-            video_grid_thw=pixel_inputs["video_grid_thw"].to(execution_device(visual)),
-        )
+        out = self.video_features(pixel_inputs)
         levels = [torch.cat(level, dim=0) for level in out.deepstack_features]
         return torch.cat([torch.cat(out.pooler_output, dim=0), *levels], dim=-1)
 
