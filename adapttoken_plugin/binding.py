@@ -22,16 +22,23 @@ from .adapters.base import POSITIONS_1D_CONTIGUOUS, ModelAdapter, adapter_for
 from .config import AdaptTokenConfig
 from .distributed import attach_native, check_ranks_agree
 from .errors import AdaptTokenError, UnsupportedInputError
-from .stage import check_entropy_inputs, resolve_scoring_layer, run_stage
+from .stage import Query, Stage
 
 _WRAPPED = ("generate", "forward")
 
 
 @dataclass
 class _State:
-    config: AdaptTokenConfig
-    adapter: ModelAdapter
+    stage: Stage
     saved: dict[str, Any]
+
+    @property
+    def config(self) -> AdaptTokenConfig:
+        return self.stage.config
+
+    @property
+    def adapter(self) -> ModelAdapter:
+        return self.stage.adapter
 
 
 def enable(model: Any, config: AdaptTokenConfig | dict[str, Any] | None = None) -> Any:
@@ -48,13 +55,12 @@ def enable(model: Any, config: AdaptTokenConfig | dict[str, Any] | None = None) 
     if config is None:
         config = getattr(model.config, "adapttoken", None)
     config = AdaptTokenConfig.coerce(config)
-    adapter = adapter_for(model)
-    resolve_scoring_layer(adapter, config)
+    stage = Stage(model, adapter_for(model, config), config)
     attach_native(model)  # a model split by transformers' own tensor parallelism: scores reduced over its ranks
     if is_enabled(model):
         disable(model)
     saved = instance_attributes.save(model, _WRAPPED)
-    model.__dict__["_adapttoken_state"] = _State(config, adapter, saved)
+    model.__dict__["_adapttoken_state"] = _State(stage, saved)
     for name, wrapper in (("generate", _generate), ("forward", _forward)):
         original = instance_attributes.original(model, name, saved)
         # the wrapper carries the original's signature: transformers' generate inspects `forward`'s
@@ -86,16 +92,13 @@ def _select(model: Any, kwargs: dict[str, Any]) -> tuple[dict[str, Any], torch.T
     """Run the stage on a call's video inputs; returns the new keyword arguments and the caller's input_ids."""
     state: _State = model.__dict__["_adapttoken_state"]
     option_ids = kwargs.pop("adapttoken_option_ids", None)
-    check_entropy_inputs(state.config, option_ids)
+    state.stage.check_options(option_ids)
     original_ids = kwargs.get("input_ids")
     prompt, layout, pixels = state.adapter.split_inputs(kwargs)
-    result = run_stage(
-        model, state.adapter, state.config, prompt, layout,
-        lambda units: state.adapter.unit_pixels(pixels, layout, units), option_ids,
-    )
+    result = state.stage.run(Query(prompt, layout, lambda units: state.adapter.unit_pixels(pixels, layout, units),
+                                   option_ids))
     model.__dict__["adapttoken_trace"] = result.trace
-    kwargs.update(state.adapter.model_inputs(prompt, layout, result.token_ids, result.features,
-                                             state.config.position_rule, state.config.positions_1d))
+    kwargs.update(state.adapter.model_inputs(prompt, layout, result.token_ids, result.features))
     return kwargs, original_ids
 
 

@@ -1,9 +1,14 @@
-"""`AdaptTokenConfig`: every knob of the selector stage, validated, with its default.
+"""`AdaptTokenConfig`: every knob of the selector stage, validated, with its default, help and phase.
 
 Defaults live here and nowhere else: the Python API, the CLI, the model-config flag
 (`model.config.adapttoken = {...}`) and evaluation-harness argument strings are all parsed into this
 one dataclass. Values may arrive as strings (CLI flags, lmms-eval `--model_args`), so `from_dict`
 coerces them; unknown keys and out-of-range values raise `ConfigError` naming the key.
+
+The schema is the one source of what each setting means: the CLI flags' help, the configuration table in
+docs/config.md, the ablation's evidence-cache key (settings of `EVIDENCE_PHASES`), the ablation run ids
+(which leave `storage` settings out) and the settings integrations refuse (`pipeline_only`) are derived
+from each field's metadata.
 """
 
 from __future__ import annotations
@@ -25,74 +30,81 @@ FRAME_CACHES = ("auto", "memory", "disk", "off")
 FRAME_CACHE_AUTO_LIMIT = 2 * 2**30  # bytes of decoded frames `auto` keeps in RAM before it uses `disk`
 
 
+PHASES = ("sampling", "group pass", "selection", "positions", "storage")
+"""What a setting changes: `sampling` the frames (streaming pipeline), `group pass` the per-group prefills
+(scores, entropy), `selection` only the selector's decision over the evidence, `positions` the position ids
+of the group passes and the final pass, `storage` where data waits (never a result)."""
+
+#: phases whose settings the group-pass evidence depends on (the ablation's evidence-cache key)
+EVIDENCE_PHASES = ("sampling", "group pass", "positions")
+
+
+def setting(default: Any, phase: str, help: str, *, pipeline_only: bool = False) -> Any:
+    """A config field with its help text and phase (`PHASES`); `pipeline_only`: read by the streaming
+    `Pipeline` only (integrations that sample frames themselves refuse it)."""
+    if phase not in PHASES:
+        raise ValueError(f"phase {phase!r} is not one of {PHASES}")
+    return field(default=default, metadata={"help": help, "phase": phase, "pipeline_only": pipeline_only})
+
+
 @dataclass
 class AdaptTokenConfig:
-    """Settings of the selector stage (see docs/config.md for the reasoning behind each default).
+    """Settings of the selector stage: each field carries its help text and the phase it affects.
 
-    Attributes:
-        selector: registered selector name (`adapttoken list` shows them).
-        budget: total number of visual tokens that reach the final pass.
-        frames_per_group: frames per group; rounded down to whole frame units of the model
-            (2 frames for Qwen2/2.5-VL).
-        fps: frame sampling rate of the streaming pipeline, frames per second.
-        max_frames: cap on sampled frames; frames are spread evenly over the video when hit.
-        max_pixels: pixels per frame after resizing at decode (None: the processor's own limit).
-        scoring_layer: decoder layer whose attention ranks tokens (None: the model's preset,
-            else round(0.7 * num_layers)).
-        score_reduce: how a token's attention is reduced over heads and text queries.
-        entropy_mode: `first_token` (full-vocabulary entropy at the answer position), `options`
-            (entropy over the option letters only) or `generated` (mean of the least-certain
-            `entropy_top_fraction` of up to `entropy_max_new_tokens` generated tokens).
-        tau: softmax temperature of the budget allocation over negative entropies.
-        theta: AdaptToken-Lite stops after the first group whose entropy is <= theta (nats).
-        min_groups: AdaptToken-Lite visits at least this many groups.
-        overselect: each group keeps ceil(overselect * budget_g) candidates before de-duplication.
-        dedup: remove near-duplicate tokens (same spatial cell, nearby frame units) down to budget.
-        dedup_window: frame units within which two same-cell tokens count as temporally close.
-        position_rule: `original` (text after the video starts after the largest video position,
-            as the model was trained) or `transformers` (what the installed transformers computes).
-        positions_1d: position ids of the kept tokens in 1-D RoPE families (InternVL, LLaVA):
-            `contiguous` (renumbered 0, 1, 2, ... as the closest prior work does) or `original` (each
-            token's index in the full, unpruned sequence, gaps included; always sent with an
-            attention mask). Qwen families keep their original M-RoPE positions either way.
-        feature_store: where the candidate features kept from the group passes wait for the final
-            pass: `cpu` (bounded GPU memory) or `device` (the model's device; no transfers).
-        frame_cache: how the streaming pipeline reads frames: `memory` decodes the sampled frames once,
-            in order, into RAM at the model's resolution (uint8, frames x H x W x 3 bytes); `disk` does the
-            same into a temporary memory-mapped file; `off` decodes each group's frames on demand
-            (least memory, but every group seeks across the whole video); `auto` is `memory` up to
-            2 GiB of frames, else `disk`.
-        seed: seed of the `random` selector.
+    The table of every setting with its default, phase and help is docs/config.md (generated from
+    these fields by `adapttoken list --markdown`); `settings_table()` returns it.
     """
 
-    selector: str = "adapttoken"
-    budget: int = 7040
-    frames_per_group: int = 64
-    fps: float = 1.0
-    max_frames: int = 1024
-    max_pixels: int | None = None
-    scoring_layer: int | None = None
-    score_reduce: str = "max"
-    entropy_mode: str = "first_token"
-    entropy_max_new_tokens: int = 16
-    entropy_top_fraction: float = 0.1
-    tau: float = 2.0
-    theta: float = 0.2
-    min_groups: int = 1
-    overselect: float = 1.1
-    dedup: bool = True
-    dedup_window: int = 8
-    position_rule: str = "original"
-    positions_1d: str = "contiguous"
-    feature_store: str = "cpu"
-    frame_cache: str = "auto"
-    seed: int = 0
-    extra: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    selector: str = setting("adapttoken", "selection", "registered selector name (`adapttoken list` shows them)")
+    budget: int = setting(7040, "selection", "total number of visual tokens that reach the final pass")
+    frames_per_group: int = setting(
+        64, "group pass", "frames per group, rounded down to whole frame units of the model (2 frames for "
+        "Qwen2/2.5-VL)")
+    fps: float = setting(1.0, "sampling", "frame sampling rate of the streaming pipeline, frames per second",
+                         pipeline_only=True)
+    max_frames: int = setting(1024, "sampling", "cap on sampled frames; frames are spread evenly over the video "
+                              "when it is hit", pipeline_only=True)
+    max_pixels: int | None = setting(None, "sampling", "pixels per frame after resizing at decode (None: the "
+                                     "processor's own limit)", pipeline_only=True)
+    scoring_layer: int | None = setting(
+        None, "group pass", "decoder layer whose attention ranks tokens (None: the model's preset, else "
+        "round(0.7 * num_layers))")
+    score_reduce: str = setting("max", "group pass", "how a token's attention is reduced over heads and text "
+                                f"queries: one of {SCORE_REDUCTIONS}")
+    entropy_mode: str = setting(
+        "first_token", "group pass", "`first_token` (full-vocabulary entropy at the answer position), `options` "
+        "(entropy over the option letters only) or `generated` (mean of the least-certain entropy_top_fraction "
+        "of up to entropy_max_new_tokens generated tokens)")
+    entropy_max_new_tokens: int = setting(16, "group pass", "entropy_mode=generated: tokens generated per group")
+    entropy_top_fraction: float = setting(0.1, "group pass", "entropy_mode=generated: fraction of the least "
+                                          "certain tokens whose entropies are averaged")
+    tau: float = setting(2.0, "selection", "softmax temperature of the budget allocation over negative entropies")
+    theta: float = setting(0.2, "selection", "AdaptToken-Lite stops after the first group whose entropy is "
+                           "<= theta (nats)")
+    min_groups: int = setting(1, "selection", "AdaptToken-Lite visits at least this many groups")
+    overselect: float = setting(1.1, "selection", "each group offers ceil(overselect * budget_g) candidates "
+                                "before de-duplication")
+    dedup: bool = setting(True, "selection", "remove near-duplicate tokens (same spatial cell, nearby frame "
+                          "units) down to the budget")
+    dedup_window: int = setting(8, "selection", "frame units within which two same-cell tokens count as "
+                                "temporally close")
+    position_rule: str = setting(
+        "original", "positions", "`original` (text after a Qwen M-RoPE video starts after the largest video "
+        "position, as the model was trained) or `transformers` (what the installed transformers computes)")
+    positions_1d: str = setting(
+        "contiguous", "positions", "position ids of the kept tokens in 1-D RoPE families (InternVL, LLaVA): "
+        "`contiguous` (renumbered 0, 1, 2, ...) or `original` (full-sequence indices with gaps, always sent "
+        "with an attention mask)")
+    feature_store: str = setting("cpu", "storage", "where the candidate features of the group passes wait for "
+                                 "the final pass: `cpu` (bounded GPU memory) or `device` (no transfers)")
+    frame_cache: str = setting(
+        "auto", "storage", "how the streaming pipeline reads frames: `memory` (decode the sampled frames once "
+        "into RAM), `disk` (the same into a temporary memory-mapped file), `off` (decode each group's frames on "
+        "demand) or `auto` (`memory` up to 2 GiB of frames, else `disk`)", pipeline_only=True)
+    seed: int = setting(0, "selection", "seed of the `random` selector")
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
-            if f.name == "extra":
-                continue
             setattr(self, f.name, _coerce(f.name, getattr(self, f.name), _FIELD_TYPES[f.name]))
         self._validate()
 
@@ -129,7 +141,7 @@ class AdaptTokenConfig:
         Keys may carry an `adapttoken_` prefix (as eval-harness model arguments do).
         """
         merged = {**(values or {}), **overrides}
-        known = {f.name for f in dataclasses.fields(cls)} - {"extra"}
+        known = {f.name for f in dataclasses.fields(cls)}
         clean: dict[str, Any] = {}
         for key, value in merged.items():
             name = key[len("adapttoken_"):] if key.startswith("adapttoken_") else key
@@ -152,7 +164,7 @@ class AdaptTokenConfig:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict of every setting (JSON-serialisable); `from_dict(to_dict())` round-trips."""
-        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "extra"}
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
 
     def replace(self, **changes: Any) -> AdaptTokenConfig:
         """A validated copy with some settings changed."""
@@ -210,3 +222,30 @@ def _coerce(key: str, value: Any, annotation: Any) -> Any:
     except (TypeError, ValueError):
         raise ConfigError(f"{key}={value!r} has the wrong type: expected {base.__name__}") from None
     return value
+
+
+def setting_fields() -> list[dataclasses.Field]:
+    """Every setting of `AdaptTokenConfig`, in declaration order."""
+    return list(dataclasses.fields(AdaptTokenConfig))
+
+
+def settings_in(*phases: str) -> tuple[str, ...]:
+    """Names of the settings whose phase is one of `phases`."""
+    unknown = set(phases) - set(PHASES)
+    if unknown:
+        raise ValueError(f"unknown phases {sorted(unknown)}; phases: {PHASES}")
+    return tuple(f.name for f in setting_fields() if f.metadata["phase"] in phases)
+
+
+def pipeline_only_settings() -> tuple[str, ...]:
+    """Settings read by the streaming `Pipeline` only (frame sampling and decoding)."""
+    return tuple(f.name for f in setting_fields() if f.metadata["pipeline_only"])
+
+
+def settings_table() -> str:
+    """A Markdown table of every setting: name, default, phase, help (docs/config.md holds a copy)."""
+    rows = ["| setting | default | phase | what it does |", "|---|---|---|---|"]
+    for f in setting_fields():
+        help_text = f.metadata["help"].replace("|", "\\|")
+        rows.append(f"| `{f.name}` | `{f.default!r}` | {f.metadata['phase']} | {help_text} |")
+    return "\n".join(rows)

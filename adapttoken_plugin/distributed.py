@@ -1,13 +1,13 @@
-"""Tensor parallelism for the selector stage: the group a model's heads are split over, an exact score
-reduction across its ranks, and checks that every rank took the same decisions.
+"""Tensor parallelism for the selector stage: the group a model's heads are split over, an exact score reduction
+across its ranks, and checks that every rank took the same decisions.
 
-Under tensor parallelism (DeepSpeed inference on the language model, `integrations/deepspeed.py`) each
-rank holds a slice of every layer's attention heads, so the scoring hook sees only its local heads;
-`reduce_scores_across_ranks` combines them so that every rank ranks the tokens from the same, full-head
-scores. Everything else the stage reads is replicated (vision tower, embeddings, `lm_head`, the
-residual stream after each all-reduce), so identical inputs give bitwise identical decisions on
-every rank. `check_ranks_agree` verifies that at each decision point (inputs, every group's evidence,
-the selection, the answer): a mismatch raises `RankDivergenceError` on every rank, and a rank that
+Under tensor parallelism (DeepSpeed inference on the language model, `integrations/deepspeed.py`) each rank
+holds a slice of every layer's attention heads, so the scoring hook sees only its local heads;
+`scoring.reduce_scores_across_ranks` combines them over the group attached here, so that every rank ranks the
+tokens from the same, full-head scores. Everything else the stage reads is replicated (vision tower,
+embeddings, `lm_head`, the residual stream after each all-reduce), so identical inputs give bitwise identical
+decisions on every rank. `check_ranks_agree` verifies that at each decision point (inputs, every group's
+evidence, the selection, the answer): a mismatch raises `RankDivergenceError` on every rank, and a rank that
 stops taking part makes the others raise `RankTimeoutError` after the timeout instead of hanging.
 
 With no tensor-parallel group attached (one process, or data-parallel processes that each run their
@@ -27,7 +27,7 @@ from typing import Any
 
 import torch
 
-from .errors import AdaptTokenError, UnsupportedModelError
+from .errors import AdaptTokenError
 
 _ATTRIBUTE = "_adapttoken_tensor_parallel"
 DEFAULT_TIMEOUT = timedelta(minutes=10)
@@ -92,50 +92,6 @@ def is_main_process(model: Any) -> bool:
     """Whether this process writes results for `model`: always, except on ranks > 0 of a tensor-parallel group."""
     tp = tensor_parallel_of(model)
     return tp is None or tp.rank == 0
-
-
-def reduce_scores_across_ranks(
-    probs: torch.Tensor, columns: slice | torch.Tensor, how: str, tp: TensorParallel, total_heads: int
-) -> torch.Tensor:
-    """Scores (N,) of the key columns `columns` over *all* heads, from this rank's (B, H_local, n_query, L)
-    attention rows: the max over heads and queries is the max of the per-rank maxima (exact); the mean
-    is the sum of the per-rank sums over total_heads * n_query. The result is identical on every rank.
-    """
-    import torch.distributed as dist
-
-    local_heads = probs.shape[1]
-    if local_heads * tp.world_size != total_heads:
-        raise UnsupportedModelError(
-            f"the scoring layer holds {local_heads} of {total_heads} attention heads on each of {tp.world_size} "
-            "ranks; tensor parallelism must split the heads evenly"
-        )
-    if isinstance(columns, torch.Tensor):
-        columns = columns.to(probs.device)
-    part = probs[0, :, :, columns]
-    flat = part.reshape(-1, part.shape[-1])
-    if how == "max":
-        scores = flat.amax(0).contiguous()
-        dist.all_reduce(scores, op=dist.ReduceOp.MAX, group=tp.group)
-        return scores
-    scores = flat.sum(0).contiguous()
-    dist.all_reduce(scores, op=dist.ReduceOp.SUM, group=tp.group)
-    return scores / (total_heads * part.shape[1])
-
-
-def check_sharded_heads(model: Any, local_heads: int, total_heads: int) -> TensorParallel | None:
-    """The group to reduce the scoring layer's scores over: None when the layer holds every head (one
-    process, or a layer the model's tensor-parallel plan leaves whole: its scores are complete already);
-    raises when the layer is split but no group was attached (the scores would cover a few heads only)."""
-    if local_heads == total_heads:
-        return None
-    tp = tensor_parallel_of(model)
-    if tp is None:
-        raise UnsupportedModelError(
-            f"the scoring layer computes {local_heads} of {total_heads} attention heads (the model is sharded) but "
-            "no tensor-parallel group is attached: shard it with adapttoken_plugin.integrations.deepspeed."
-            "shard_language_model, or call adapttoken_plugin.distributed.attach(model, group)"
-        )
-    return tp
 
 
 def fingerprint(*values: Any) -> torch.Tensor:

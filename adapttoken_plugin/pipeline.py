@@ -25,12 +25,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from .adapters.base import ModelAdapter, PromptParts, adapter_for
+from .adapters.base import PromptParts, adapter_for
 from .config import FRAME_CACHE_AUTO_LIMIT, AdaptTokenConfig
 from .distributed import attach_native, check_ranks_agree
 from .errors import UnsupportedInputError
 from .layout import GroupEvidence, VideoLayout
-from .stage import StageResult, check_entropy_inputs, resolve_scoring_layer, run_stage
+from .stage import Query, Stage, StageResult
 from .trace import Trace
 from .video import FrameReader, sample_frame_indices
 
@@ -139,8 +139,8 @@ class Pipeline:
         self.model = model
         self.processor = processor
         self.config = AdaptTokenConfig.coerce(config)
-        self.adapter = adapter_for(model)
-        resolve_scoring_layer(self.adapter, self.config)
+        self.adapter = adapter_for(model, self.config)
+        self.stage = Stage(model, self.adapter, self.config)  # validates the settings against the model
         attach_native(model)
         self.backend = backend
 
@@ -148,7 +148,7 @@ class Pipeline:
     def prompt_needs_video(self) -> bool:
         """Whether the prompt has text around every frame unit (Qwen3-VL timestamps, InternVL frame labels),
         so that `prompt_parts` needs the opened video."""
-        return type(self.adapter).video_prompt is not ModelAdapter.video_prompt
+        return self.adapter.has_unit_text
 
     def prompt_parts(self, text: str, session: VideoSession | None = None) -> PromptParts:
         """Token ids around the video for a user message holding the video then `text`.
@@ -199,8 +199,7 @@ class Pipeline:
                         options: Sequence[str] | None, max_new_tokens: int) -> Answer:
         """The final pass: greedy generation from the kept tokens at their full-video positions."""
         start = time.perf_counter()
-        inputs = self.adapter.model_inputs(prompt, layout, result.token_ids, result.features,
-                                           self.config.position_rule, self.config.positions_1d)
+        inputs = self.adapter.model_inputs(prompt, layout, result.token_ids, result.features)
         with torch.no_grad():
             out = self.model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False)
         check_ranks_agree(self.model, "the answer", out)
@@ -224,11 +223,10 @@ class Pipeline:
         when the configured entropy needs options and none are given.
         """
         option_ids = self.option_token_ids(len(options)) if options else None
-        check_entropy_inputs(self.config, option_ids)
+        self.stage.check_options(option_ids)  # before the video is decoded
         with self.open_video(video) as session:
             prompt = self.prompt_parts(format_question(question, options), session)
-            result = run_stage(self.model, self.adapter, self.config, prompt, session.layout, session.pixels_for,
-                               option_ids, on_group)
+            result = self.stage.run(Query(prompt, session.layout, session.pixels_for, option_ids), on_group)
         result.trace.add_seconds("decode", session.setup_seconds)
         result.trace.frame_cache = session.frame_cache
         result.trace.frame_size = list(session.frame_size)

@@ -4,8 +4,12 @@
     (attention scores + answer entropy), keep the top candidates -> selector.select -> features of
     the kept tokens in temporal order -> the caller runs the final pass.
 
-Both entry points use it: the `generate`/`forward` wrappers installed by `enable` (video already
-preprocessed in memory) and the streaming `Pipeline` (frames decoded group by group).
+    stage = Stage(model, adapter, config)            # validates the settings once
+    result = stage.run(Query(prompt, layout, pixels_for, option_ids))
+
+Every entry point uses it: the `generate`/`forward` wrappers installed by `enable` (video already
+preprocessed in memory), the streaming `Pipeline` (frames decoded group by group), the LLaVA-NeXT
+integration and the ablation (which keeps evidence and calls `collect_evidence` / `replay` / `finish`).
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -20,7 +25,7 @@ from typing import Any
 import torch
 
 from .adapters.base import ModelAdapter, PromptParts
-from .config import AdaptTokenConfig
+from .config import AdaptTokenConfig, setting_fields
 from .distributed import check_ranks_agree, tensor_parallel_of
 from .entropy import entropy, least_certain_mean, restricted_entropy
 from .errors import ConfigError, OptionsRequiredError
@@ -50,12 +55,21 @@ def resolve_scoring_layer(adapter: ModelAdapter, config: AdaptTokenConfig) -> in
     return layer
 
 
-def check_entropy_inputs(config: AdaptTokenConfig, option_ids: Sequence[int] | None) -> None:
-    if config.entropy_mode == "options" and not option_ids:
-        raise OptionsRequiredError(
-            "entropy_mode='options' needs the answer options: pass options (Pipeline.answer) or "
-            "adapttoken_option_ids (generate), or use entropy_mode='first_token'"
-        )
+@dataclass
+class Query:
+    """One question about one video, as the stage needs it (batch 1).
+
+    Attributes:
+        prompt: the token ids around the video (`PromptParts`).
+        layout: the video's token layout.
+        pixels_for: `pixels_for(units)` -> encoder inputs of some frame units ((U,) ascending unit ids).
+        option_ids: token ids of the option letters (A, B, ...), or None for an open question.
+    """
+
+    prompt: PromptParts
+    layout: VideoLayout
+    pixels_for: PixelsFor
+    option_ids: Sequence[int] | None = None
 
 
 @dataclass
@@ -67,86 +81,194 @@ class Evidence:
     trace: Trace
 
 
-@torch.no_grad()
-def run_stage(
-    model: Any,
-    adapter: ModelAdapter,
-    config: AdaptTokenConfig,
-    prompt: PromptParts,
-    layout: VideoLayout,
-    pixels_for: PixelsFor,
-    option_ids: Sequence[int] | None = None,
-    on_group: Callable[[GroupEvidence, int], None] | None = None,
-) -> StageResult:
-    """Select visual tokens of one video for one prompt (batch 1).
+class Stage:
+    """The selector stage of one model, adapter and config: settings are validated once, here.
 
-    `pixels_for(units)` returns the encoder inputs of some frame units; `on_group(group, num_groups)`
-    is called after each group pass.
+        stage = Stage(model, adapter, config)
+        result = stage.run(Query(prompt, layout, pixels_for, option_ids))      # evidence, then selection
+
+    The parts, for callers that reuse evidence (the ablation): `collect_evidence(query)` runs the group
+    passes, `replay(evidence)` re-applies this config's stop rule to evidence of every group (Lite with
+    another theta), `finish(query, evidence)` selects and gathers the kept tokens' features.
+
+    Raises (when made): RegistryError for an unknown selector, ConfigError for a scoring layer deeper than the
+    model or an adapter made with other position settings than `config`'s. Warns (`IgnoredSettingWarning`,
+    unless `warn` is False) for a setting changed from its default that the selector does not read.
     """
-    selector = SELECTORS.get(config.selector)(config)
-    evidence = collect_evidence(model, adapter, config, prompt, layout, pixels_for, option_ids, on_group, selector)
-    return finish_selection(adapter, config, layout, evidence, pixels_for, selector)
 
+    def __init__(self, model: Any, adapter: ModelAdapter, config: AdaptTokenConfig, warn: bool = True) -> None:
+        self.model, self.adapter, self.config = model, adapter, config
+        self.selector: Selector = SELECTORS.get(config.selector)(config)
+        self.scoring_layer = resolve_scoring_layer(adapter, config)
+        if (adapter.position_rule, adapter.positions_1d) != (config.position_rule, config.positions_1d):
+            raise ConfigError(
+                f"the adapter was made with position_rule={adapter.position_rule!r}, positions_1d="
+                f"{adapter.positions_1d!r} but the config says {config.position_rule!r}, {config.positions_1d!r}: "
+                "make it with adapter_for(model, config)"
+            )
+        if warn:
+            warn_ignored_settings(config)
 
-@torch.no_grad()
-def collect_evidence(
-    model: Any,
-    adapter: ModelAdapter,
-    config: AdaptTokenConfig,
-    prompt: PromptParts,
-    layout: VideoLayout,
-    pixels_for: PixelsFor,
-    option_ids: Sequence[int] | None = None,
-    on_group: Callable[[GroupEvidence, int], None] | None = None,
-    selector: Selector | None = None,
-) -> Evidence:
-    """Run the group passes the selector needs (all groups, or until `selector.should_stop`).
+    def check_options(self, option_ids: Sequence[int] | None) -> None:
+        """Raise OptionsRequiredError when the configured entropy needs answer options and there are none
+        (callers may check before any expensive work; every run checks again)."""
+        if self.config.entropy_mode == "options" and not option_ids:
+            raise OptionsRequiredError(
+                "entropy_mode='options' needs the answer options: pass options (Pipeline.answer) or "
+                "adapttoken_option_ids (generate), or use entropy_mode='first_token'"
+            )
 
-    Scores, entropies and the features of each group's best ceil(overselect * budget) tokens do not
-    depend on the budget below that, tau or theta: evidence collected once serves every such setting.
-    """
-    check_entropy_inputs(config, option_ids)
-    selector = selector or SELECTORS.get(config.selector)(config)
-    units_per_group = _units_per_group(adapter, config)
-    groups = [
-        GroupEvidence(g, units, layout.token_ids_of_units(units))
-        for g, units in enumerate(interleaved_groups(layout.num_units, units_per_group))
-    ]
-    trace = empty_trace(config, layout)
-    # tensor parallelism: every rank must run the same question with the same settings (no-op otherwise)
-    check_ranks_agree(model, "the settings and prompt", config.to_dict(), _prompt_ids(prompt), layout.num_units,
-                      layout.tokens_per_unit, list(option_ids or []))
-    if not selector.needs_group_pass:
-        return Evidence(groups, groups, trace)
-    layer = resolve_scoring_layer(adapter, config)
-    visited: list[GroupEvidence] = []
-    for group in groups:
-        _group_pass(model, adapter, config, prompt, layout, pixels_for, group, layer, option_ids)
-        for stage, seconds in group.seconds.items():
-            trace.add_seconds(stage, seconds)
-        visited.append(group)
-        if on_group is not None:
-            on_group(group, len(groups))
-        if selector.should_stop(visited, len(groups)):
-            break
-    return Evidence(groups, visited, trace)
+    @torch.no_grad()
+    def run(self, query: Query, on_group: Callable[[GroupEvidence, int], None] | None = None) -> StageResult:
+        """Select the visual tokens of one query; `on_group(group, num_groups)` is called after each group pass."""
+        return self.finish(query, self.collect_evidence(query, on_group))
 
+    @torch.no_grad()
+    def collect_evidence(
+        self, query: Query, on_group: Callable[[GroupEvidence, int], None] | None = None
+    ) -> Evidence:
+        """Run the group passes the selector needs (all groups, or until `selector.should_stop`).
 
-def empty_trace(config: AdaptTokenConfig, layout: VideoLayout) -> Trace:
-    """The trace of a selection on this layout before any group pass."""
-    return Trace(
-        selector=config.selector, config=config.to_dict(), num_frames=layout.num_units * layout.frames_per_unit,
-        num_units=layout.num_units, tokens_per_unit=layout.tokens_per_unit, total_tokens=layout.num_tokens,
-        grid_w=layout.grid_w, frame_indices=None if layout.frame_indices is None else list(layout.frame_indices),
-    )
+        Scores, entropies and the features of each group's best ceil(overselect * budget) tokens do not
+        depend on the budget below that, tau or theta: evidence collected once serves every such setting.
+        """
+        self.check_options(query.option_ids)
+        layout, config = query.layout, self.config
+        groups = [
+            GroupEvidence(g, units, layout.token_ids_of_units(units))
+            for g, units in enumerate(interleaved_groups(layout.num_units, self.units_per_group))
+        ]
+        trace = self.empty_trace(layout)
+        # tensor parallelism: every rank must run the same question with the same settings (no-op otherwise)
+        check_ranks_agree(self.model, "the settings and prompt", config.to_dict(), _prompt_ids(query.prompt),
+                          layout.num_units, layout.tokens_per_unit, list(query.option_ids or []))
+        if not self.selector.needs_group_pass:
+            return Evidence(groups, groups, trace)
+        visited: list[GroupEvidence] = []
+        for group in groups:
+            self._group_pass(query, group)
+            for stage, seconds in group.seconds.items():
+                trace.add_seconds(stage, seconds)
+            visited.append(group)
+            if on_group is not None:
+                on_group(group, len(groups))
+            if self.selector.should_stop(visited, len(groups)):
+                break
+        return Evidence(groups, visited, trace)
+
+    def replay(self, evidence: Evidence) -> Evidence:
+        """The evidence as this config's selector would have visited it, given every group's evidence (Lite:
+        until its stop rule fires, replayed in visiting order; selectors without group passes: every group).
+        Lets evidence collected once over all groups serve any theta / min_groups."""
+        return Evidence(evidence.groups, replay_visits(self.selector, evidence.groups), evidence.trace)
+
+    def empty_trace(self, layout: VideoLayout) -> Trace:
+        """The trace of a selection on this layout before any group pass."""
+        config = self.config
+        return Trace(
+            selector=config.selector, config=config.to_dict(), num_frames=layout.num_units * layout.frames_per_unit,
+            num_units=layout.num_units, tokens_per_unit=layout.tokens_per_unit, total_tokens=layout.num_tokens,
+            grid_w=layout.grid_w, frame_indices=None if layout.frame_indices is None else list(layout.frame_indices),
+        )
+
+    @property
+    def units_per_group(self) -> int:
+        """Frame units per group: `frames_per_group` rounded down to whole units (at least one)."""
+        return max(1, self.config.frames_per_group // self.adapter.frames_per_unit)
+
+    @torch.no_grad()
+    def finish(self, query: Query, evidence: Evidence) -> StageResult:
+        """Select from the evidence's visited groups and gather the kept tokens' features; the evidence is
+        not modified (it may serve other budgets)."""
+        config, layout, selector = self.config, query.layout, self.selector
+        trace = dataclasses.replace(evidence.trace, selector=config.selector, config=config.to_dict(), groups=[],
+                                    seconds=dict(evidence.trace.seconds))
+        visited = evidence.visited
+        start = time.perf_counter()
+        selection = selector.select(layout, visited)
+        trace.add_seconds("allocation", time.perf_counter() - start)
+        kept = selection.kept_token_ids
+        check_ranks_agree(self.model, "the selection (kept tokens)", kept, list(selection.group_budgets or []))
+        features = self._kept_features(query, visited, kept, trace)
+
+        budgets = dict(zip((g.group_id for g in visited), selection.group_budgets or []))
+        visited_ids = {g.group_id for g in visited}
+        for group in evidence.groups:
+            trace.groups.append(GroupTrace(
+                group_id=group.group_id,
+                frames=[f for u in group.units.tolist() for f in layout.frames_of_unit(u)],
+                num_tokens=group.num_tokens,
+                visited=group.group_id in visited_ids and selector.needs_group_pass,
+                entropy=group.entropy,
+                budget=budgets.get(group.group_id),
+                kept=int(torch.isin(group.token_ids, kept).sum()),
+            ))
+        trace.kept_tokens = int(kept.numel())
+        trace.kept_token_ids = kept.tolist()
+        return StageResult(kept, features, trace)
+
+    def _group_pass(self, query: Query, group: GroupEvidence) -> None:
+        """Encode one group, run its prefill, fill `group` with scores, entropy, ranked candidates, seconds."""
+        adapter, config, model = self.adapter, self.config, self.model
+        start = time.perf_counter()
+        pixels = query.pixels_for(group.units)
+        group.seconds["decode"] = time.perf_counter() - start
+
+        start = time.perf_counter()
+        features = adapter.encode(pixels)
+        group.seconds["vision"] = time.perf_counter() - start
+
+        start = time.perf_counter()
+        inputs = adapter.model_inputs(query.prompt, query.layout, group.token_ids, features)
+        columns = adapter.visual_columns(query.prompt, query.layout, group.token_ids)
+        with capture_scores(adapter, self.scoring_layer, n_query=len(query.prompt.suffix_ids), columns=columns,
+                            reduce=config.score_reduce, seq_len=_sequence_length(inputs)) as capture:
+            group.entropy = _group_entropy(model, inputs, config, query.option_ids)
+        group.seconds["prefill"] = time.perf_counter() - start - capture.seconds
+        group.seconds["scoring"] = capture.seconds
+        if capture.scores is None:
+            raise RuntimeError(f"the scoring hook on layer {self.scoring_layer} did not fire during the group prefill")
+
+        keep = min(group.num_tokens, math.ceil(config.overselect * config.budget))  # no group can be given more
+        store = "cpu" if config.feature_store == "cpu" else features.device
+        keep_candidates(group, capture.scores, features, keep, store)
+        # tensor parallelism, before should_stop (ranks that disagree would run different numbers of passes). The
+        # features are checked too: the all-reduces make the text rows identical even when one rank's video differs.
+        if tensor_parallel_of(model) is not None:  # (the feature sum is not worth computing in one process)
+            check_ranks_agree(model, f"group {group.group_id}'s pass (visual features, entropy, scores)",
+                              features.float().sum(0), group.entropy, group.scores, group.candidate_ids)
+
+    def _kept_features(self, query: Query, visited: list[GroupEvidence], kept: torch.Tensor,
+                       trace: Trace) -> torch.Tensor:
+        """Features (K, D) of the kept tokens, in kept order: from the candidate store where the group
+        passes left them, else encoded now, a group's worth of units at a time."""
+        layout = query.layout
+        stored = [g for g in visited if g.candidate_ids is not None]
+        if stored:
+            ids = torch.cat([g.candidate_ids for g in stored])
+            feats = torch.cat([g.candidate_features.to(stored[0].candidate_features.device) for g in stored])
+            order = torch.argsort(ids)
+            ids, position = ids[order], torch.searchsorted(ids[order], kept)
+            if len(kept) == 0 or (position < len(ids)).all() and (ids[position.clamp(max=len(ids) - 1)] == kept).all():
+                return feats[order[position].to(feats.device)]
+        units = torch.unique(layout.unit_of(kept))
+        parts = []
+        for chunk in torch.split(units, self.units_per_group):
+            start = time.perf_counter()
+            pixels = query.pixels_for(chunk)
+            trace.add_seconds("decode", time.perf_counter() - start)
+            start = time.perf_counter()
+            feats = self.adapter.encode(pixels)
+            trace.add_seconds("vision", time.perf_counter() - start)
+            chunk_ids = layout.token_ids_of_units(chunk)
+            wanted = kept[(kept >= chunk_ids[0]) & (kept <= chunk_ids[-1])]
+            parts.append(feats[torch.searchsorted(chunk_ids, wanted).to(feats.device)])
+        return torch.cat(parts)
 
 
 def replay_visits(selector: Selector, groups: list[GroupEvidence]) -> list[GroupEvidence]:
-    """The groups `selector` would have visited, given the evidence of every group (Lite: until it stops).
-
-    Lets evidence collected once over all groups serve any theta / min_groups: the stop rule is
-    replayed in visiting order. Selectors without group passes get every group (they read none of it).
-    """
+    """The groups `selector` would have visited, given the evidence of every group: its stop rule replayed in
+    visiting order (Lite: until a group is confident enough); selectors without group passes: every group."""
     if not selector.needs_group_pass:
         return groups
     seen: list[GroupEvidence] = []
@@ -157,89 +279,40 @@ def replay_visits(selector: Selector, groups: list[GroupEvidence]) -> list[Group
     return seen
 
 
-@torch.no_grad()
-def finish_selection(
-    adapter: ModelAdapter,
-    config: AdaptTokenConfig,
-    layout: VideoLayout,
-    evidence: Evidence,
-    pixels_for: PixelsFor,
-    selector: Selector | None = None,
-) -> StageResult:
-    """Select from the evidence and gather the kept tokens' features; the evidence is not modified."""
-    selector = selector or SELECTORS.get(config.selector)(config)
-    trace = dataclasses.replace(evidence.trace, selector=config.selector, config=config.to_dict(), groups=[],
-                                seconds=dict(evidence.trace.seconds))
-    visited = evidence.visited
-    start = time.perf_counter()
-    selection = selector.select(layout, visited)
-    trace.add_seconds("allocation", time.perf_counter() - start)
-    kept = selection.kept_token_ids
-    check_ranks_agree(adapter.model, "the selection (kept tokens)", kept, list(selection.group_budgets or []))
-    units_per_group = _units_per_group(adapter, config)
-    features = _kept_features(adapter, layout, visited, kept, pixels_for, units_per_group, trace)
+class IgnoredSettingWarning(UserWarning):
+    """A setting was changed from its default but the chosen selector does not read it."""
 
-    budgets = dict(zip((g.group_id for g in visited), selection.group_budgets or []))
-    visited_ids = {g.group_id for g in visited}
-    for group in evidence.groups:
-        trace.groups.append(GroupTrace(
-            group_id=group.group_id,
-            frames=[f for u in group.units.tolist() for f in layout.frames_of_unit(u)],
-            num_tokens=group.num_tokens,
-            visited=group.group_id in visited_ids and selector.needs_group_pass,
-            entropy=group.entropy,
-            budget=budgets.get(group.group_id),
-            kept=int(torch.isin(group.token_ids, kept).sum()),
-        ))
-    trace.kept_tokens = int(kept.numel())
-    trace.kept_token_ids = kept.tolist()
-    return StageResult(kept, features, trace)
+
+def ignored_settings(config: AdaptTokenConfig) -> list[str]:
+    """Selection and group-pass settings that differ from their defaults and that `config.selector` does not
+    read (from its declaration, `Selector.settings_read`): `theta` with `adapttoken`, `tau` with `uniform`."""
+    read = set(SELECTORS.get(config.selector).settings_read())
+    return [f.name for f in setting_fields()
+            if f.metadata["phase"] in ("selection", "group pass") and f.name != "selector"
+            and f.name not in read and getattr(config, f.name) != f.default]
+
+
+def warn_ignored_settings(config: AdaptTokenConfig) -> None:
+    """Warn (`IgnoredSettingWarning`) about each setting `ignored_settings` finds."""
+    for name in ignored_settings(config):
+        warnings.warn(f"{name}={getattr(config, name)!r} has no effect with selector {config.selector!r}, which "
+                      f"reads {list(SELECTORS.get(config.selector).settings_read())}", IgnoredSettingWarning,
+                      stacklevel=3)
+
+
+def keep_candidates(group: GroupEvidence, scores: torch.Tensor, features: torch.Tensor, keep: int,
+                    store: str | torch.device) -> None:
+    """Fill `group` with its scores (N_g,) and its `keep` best-scored tokens (ties to the earlier token) with
+    their features ((N_g, D) in, (keep, D) kept on `store`)."""
+    group.scores = scores
+    order = torch.argsort(scores, descending=True, stable=True)[:keep]
+    group.candidate_ids = group.token_ids[order]
+    group.candidate_features = features[order.to(features.device)].to(store)
 
 
 def _prompt_ids(prompt: PromptParts) -> torch.Tensor:
     """Every token id of the prompt's text, for the rank-consistency check."""
     return torch.cat([prompt.prefix_ids, prompt.suffix_ids, *(prompt.unit_heads or []), *(prompt.unit_tails or [])])
-
-
-def _units_per_group(adapter: ModelAdapter, config: AdaptTokenConfig) -> int:
-    """Frame units per group: `frames_per_group` rounded down to whole units (at least one)."""
-    return max(1, config.frames_per_group // adapter.frames_per_unit)
-
-
-def _group_pass(model, adapter, config, prompt, layout, pixels_for, group, layer, option_ids) -> None:
-    """Encode one group, run its prefill, fill `group` with scores, entropy, ranked candidates, seconds."""
-    start = time.perf_counter()
-    pixels = pixels_for(group.units)
-    group.seconds["decode"] = time.perf_counter() - start
-
-    start = time.perf_counter()
-    features = adapter.encode(pixels)
-    group.seconds["vision"] = time.perf_counter() - start
-
-    start = time.perf_counter()
-    inputs = adapter.model_inputs(prompt, layout, group.token_ids, features, config.position_rule,
-                                  config.positions_1d)
-    n_visual = group.num_tokens
-    columns = adapter.visual_columns(prompt, layout, group.token_ids)
-    with capture_scores(adapter, layer, n_query=len(prompt.suffix_ids), columns=columns,
-                        reduce=config.score_reduce, seq_len=_sequence_length(inputs)) as capture:
-        group.entropy = _group_entropy(model, inputs, config, option_ids)
-    group.seconds["prefill"] = time.perf_counter() - start - capture.seconds
-    group.seconds["scoring"] = capture.seconds
-    if capture.scores is None:
-        raise RuntimeError(f"the scoring hook on layer {layer} did not fire during the group prefill")
-
-    group.scores = capture.scores
-    keep = min(n_visual, math.ceil(config.overselect * config.budget))  # no group can be given more
-    order = torch.argsort(group.scores, descending=True, stable=True)[:keep]
-    group.candidate_ids = group.token_ids[order]
-    store = "cpu" if config.feature_store == "cpu" else features.device
-    group.candidate_features = features[order.to(features.device)].to(store)
-    # tensor parallelism, before should_stop (ranks that disagree would run different numbers of passes). The
-    # features are checked too: the all-reduces make the text rows identical even when one rank's video differs.
-    if tensor_parallel_of(model) is not None:  # (the feature sum is not worth computing in one process)
-        check_ranks_agree(model, f"group {group.group_id}'s pass (visual features, entropy, scores)",
-                          features.float().sum(0), group.entropy, group.scores, group.candidate_ids)
 
 
 def _sequence_length(inputs: dict[str, Any]) -> int:
@@ -258,29 +331,3 @@ def _group_entropy(model, inputs: dict[str, Any], config: AdaptTokenConfig, opti
     if config.entropy_mode == "options":
         return float(restricted_entropy(logits, option_ids))
     return float(entropy(logits))
-
-
-def _kept_features(adapter, layout, visited, kept, pixels_for, units_per_group, trace) -> torch.Tensor:
-    """Features (K, D) of the kept tokens, in kept order: from the candidate store where the group
-    passes left them, else encoded now, a group's worth of units at a time."""
-    stored = [g for g in visited if g.candidate_ids is not None]
-    if stored:
-        ids = torch.cat([g.candidate_ids for g in stored])
-        feats = torch.cat([g.candidate_features.to(stored[0].candidate_features.device) for g in stored])
-        order = torch.argsort(ids)
-        ids, position = ids[order], torch.searchsorted(ids[order], kept)
-        if len(kept) == 0 or (position < len(ids)).all() and (ids[position.clamp(max=len(ids) - 1)] == kept).all():
-            return feats[order[position].to(feats.device)]
-    units = torch.unique(layout.unit_of(kept))
-    parts = []
-    for chunk in torch.split(units, units_per_group):
-        start = time.perf_counter()
-        pixels = pixels_for(chunk)
-        trace.add_seconds("decode", time.perf_counter() - start)
-        start = time.perf_counter()
-        feats = adapter.encode(pixels)
-        trace.add_seconds("vision", time.perf_counter() - start)
-        chunk_ids = layout.token_ids_of_units(chunk)
-        wanted = kept[(kept >= chunk_ids[0]) & (kept <= chunk_ids[-1])]
-        parts.append(feats[torch.searchsorted(chunk_ids, wanted).to(feats.device)])
-    return torch.cat(parts)

@@ -30,7 +30,7 @@ from adapttoken_plugin.layout import GroupEvidence, Selection, VideoLayout
 from adapttoken_plugin.needle import VIDEO_FPS, NeedleQuestion, question_set, write_video_file
 from adapttoken_plugin.pipeline import Pipeline, format_question
 from adapttoken_plugin.selectors.base import Selector
-from adapttoken_plugin.stage import Evidence, collect_evidence, finish_selection, replay_visits
+from adapttoken_plugin.stage import Query, Stage
 
 SELECTORS_RUN = ("full", "uniform", "random", "attention-topk", "adapttoken", "adapttoken-lite", "oracle")
 
@@ -71,20 +71,22 @@ def run_question(model, processor, q: NeedleQuestion, video: Path, fractions, se
         layout = session.layout
         total = layout.num_tokens
         budgets = {f: max(1, total // f) for f in fractions}
-        evidence = collect_evidence(model, pipe.adapter, base.replace(budget=max(budgets.values())), prompt, layout,
-                                    session.pixels_for)
+        query = Query(prompt, layout, session.pixels_for)
+        evidence = Stage(model, pipe.adapter, base.replace(budget=max(budgets.values()))).collect_evidence(query)
         needle_frames = set(q.needle_frames)
         needle_units = sorted({i // layout.frames_per_unit for i, f in enumerate(layout.frame_indices)
                                if f in needle_frames})
         for name in selectors:
             for fraction, budget in ([(1, total)] if name == "full" else budgets.items()):
                 cfg = base.replace(selector="full" if name == "oracle" else name, budget=budget)
-                selector = (OracleSelector(cfg, needle_units) if name == "oracle" else SELECTORS.get(name)(cfg))
-                visited = replay_visits(selector, evidence.groups)
+                stage = Stage(model, pipe.adapter, cfg, warn=False)
+                if name == "oracle":  # not a registered strategy: the upper bound of this benchmark only
+                    stage.selector = OracleSelector(cfg, needle_units)
+                selector = stage.selector
+                replayed = stage.replay(evidence)
+                visited = replayed.visited
                 start = time.perf_counter()
-                result = finish_selection(pipe.adapter, cfg, layout, Evidence(evidence.groups, visited,
-                                                                              evidence.trace), session.pixels_for,
-                                          selector)
+                result = stage.finish(query, replayed)
                 answer = pipe.generate_answer(prompt, layout, result, q.options, max_new_tokens=4)
                 own = time.perf_counter() - start
                 passes = sum(sum(g.seconds.values()) for g in visited) if selector.needs_group_pass else 0.0

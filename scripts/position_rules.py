@@ -13,12 +13,14 @@ from __future__ import annotations
 import torch
 
 from adapttoken_plugin.adapters.base import adapter_for
+from adapttoken_plugin.config import POSITION_RULES, AdaptTokenConfig
 from adapttoken_plugin.toy import toy_model
 
 
 def main() -> None:
     model = toy_model()
     adapter = adapter_for(model)
+    by_rule = {rule: adapter_for(model, AdaptTokenConfig(position_rule=rule)) for rule in POSITION_RULES}
     vid = model.config.video_token_id
     print("| frame pairs | grid (tokens) | last video t | text starts: original | text starts: transformers "
           "| get_rope_index agrees | max abs logit diff | same next token |")
@@ -40,9 +42,9 @@ def main() -> None:
         with torch.no_grad():
             feats = adapter.encode(adapter.unit_pixels(pixels, layout, torch.arange(units)))
             logits = {}
-            for rule in ("original", "transformers"):
-                logits[rule] = model(**adapter.model_inputs(prompt, layout, all_ids, feats, rule)).logits[0, -1]
-        pos = {rule: adapter.positions(prompt, layout, all_ids, rule) for rule in logits}
+            for rule in POSITION_RULES:
+                logits[rule] = model(**by_rule[rule].model_inputs(prompt, layout, all_ids, feats)).logits[0, -1]
+        pos = {rule: by_rule[rule].positions(prompt, layout, all_ids) for rule in logits}
         n_suffix = len(prompt.suffix_ids)
         agrees = torch.equal(pos["transformers"], ref[:, 0])
         diff = (logits["original"] - logits["transformers"]).abs().max().item()

@@ -30,6 +30,7 @@ import numpy as np
 import torch
 
 from adapttoken_plugin.adapters.base import adapter_for
+from adapttoken_plugin.config import AdaptTokenConfig
 from adapttoken_plugin.needle import VIDEO_FPS, iter_frames, make_question
 from adapttoken_plugin.pipeline import format_question
 from adapttoken_plugin.scoring import capture_scores
@@ -62,7 +63,7 @@ def video_inputs(processor: Any, frames: np.ndarray, question: str) -> dict[str,
 def probe_trial(model: Any, processor: Any, seed: int, num_frames: int, size: int, needle_units: int,
                 reduce: str = "max", position_rule: str = "original") -> dict[str, Any]:
     """One needle video: per decoder layer, how many needle tokens rank in the layer's top k (k = needle tokens)."""
-    adapter = adapter_for(model)
+    adapter = adapter_for(model, AdaptTokenConfig(position_rule=position_rule))
     fpu = adapter.frames_per_unit
     q = make_question(seed, num_frames, needle_length=needle_units * fpu)
     q = dataclasses.replace(q, needle_start=q.needle_start - q.needle_start % fpu)  # whole frame units
@@ -72,7 +73,7 @@ def probe_trial(model: Any, processor: Any, seed: int, num_frames: int, size: in
     units = torch.arange(layout.num_units)
     token_ids = layout.token_ids_of_units(units)
     features = adapter.encode(adapter.unit_pixels(pixels, layout, units))
-    model_inputs = adapter.model_inputs(prompt, layout, token_ids, features, position_rule)
+    model_inputs = adapter.model_inputs(prompt, layout, token_ids, features)
     columns = adapter.visual_columns(prompt, layout, token_ids)
     seq_len = model_inputs["input_ids"].shape[1]
     with ExitStack() as stack:

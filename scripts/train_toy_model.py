@@ -114,7 +114,7 @@ class Batcher:
             layout = VideoLayout(num_units=total, grid_h=2, grid_w=2, frames_per_unit=2, time_interval=self.interval)
             token_ids = torch.as_tensor(units)[keep // TOKENS_PER_UNIT] * TOKENS_PER_UNIT + torch.as_tensor(
                 keep % TOKENS_PER_UNIT)
-            inputs = self.adapter.model_inputs(self.prompt, layout, token_ids, f[torch.as_tensor(keep)], "original")
+            inputs = self.adapter.model_inputs(self.prompt, layout, token_ids, f[torch.as_tensor(keep)])
             target = torch.zeros(len(self.letter_ids))
             if colour:
                 target[OPTIONS.index(colour)] = 1.0

@@ -11,7 +11,7 @@ import torch
 
 from adapttoken_plugin import SELECTORS, AdaptTokenConfig, Pipeline
 from adapttoken_plugin.ablation import Grid, Sweep, annotation_items, expand_grid, needle_items
-from adapttoken_plugin.ablation.grid import AXES_READ
+from adapttoken_plugin.ablation.grid import axes_read
 from adapttoken_plugin.ablation.results import SETTING, ResultsLog
 from adapttoken_plugin.errors import ConfigError, DatasetError, RegistryError
 from adapttoken_plugin.layout import GroupEvidence, VideoLayout, interleaved_groups
@@ -109,13 +109,13 @@ def _kept(name, layout, groups, **settings):
     return selector.select(layout, replay_visits(selector, groups)).kept_token_ids.tolist()
 
 
-@pytest.mark.parametrize("name", list(AXES_READ))
+@pytest.mark.parametrize("name", SELECTORS.names())
 def test_an_axis_a_selector_is_not_expanded_over_does_not_change_its_selection(name):
     layout, groups = _synthetic_evidence()
     settings = {"budget": 12, "tau": 0.3, "theta": 0.2}
     kept = _kept(name, layout, groups, **settings)
     for axis, other in (("budget", 20), ("tau", 5.0), ("theta", 0.01)):
-        if axis not in AXES_READ[name]:
+        if axis not in axes_read(name):
             assert _kept(name, layout, groups, **{**settings, axis: other}) == kept, axis
 
 

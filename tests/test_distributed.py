@@ -6,8 +6,9 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from adapttoken_plugin.distributed import check_ranks_agree, check_sharded_heads, fingerprint, tensor_parallel_of
+from adapttoken_plugin.distributed import check_ranks_agree, fingerprint, tensor_parallel_of
 from adapttoken_plugin.errors import UnsupportedModelError
+from adapttoken_plugin.scoring import check_sharded_heads
 
 
 def test_fingerprint_is_exact_to_the_bit_and_to_the_type():

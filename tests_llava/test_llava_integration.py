@@ -189,21 +189,20 @@ def test_a_fork_that_changes_the_video_layout_is_refused(vision_dir):
 def test_scores_equal_the_eager_attention_rows(vision_dir):
     """The scoring hook (forward pre-hook on the layer's self_attn, transformers 4.51's Qwen2 passes
     position_embeddings) recomputes what eager attention gives; the model itself stays on sdpa."""
-    from adapttoken_plugin.stage import collect_evidence
+    from adapttoken_plugin.stage import Query
 
     model = llava_qwen(vision_dir)
     llava.enable(model, {"budget": 20, "frames_per_group": 4, "scoring_layer": 1})
     state = model.__dict__["_adapttoken_llava_state"]
-    adapter, config = state.adapter, state.config
+    adapter = state.adapter
     frames = video(FRAMES)
     prompt, layout, _ = adapter.split_inputs({"input_ids": prompt_ids(), "images": [frames], "modalities": "video"})
     pixels_for = lambda units: adapter.unit_pixels(frames, layout, units)  # noqa: E731
-    evidence = collect_evidence(state.language_model, adapter, config, prompt, layout, pixels_for)
+    evidence = state.stage.collect_evidence(Query(prompt, layout, pixels_for))
     assert model.config._attn_implementation == "sdpa"
     model.config._attn_implementation = "eager"  # the reference only
     for group in evidence.visited:
-        inputs = adapter.model_inputs(prompt, layout, group.token_ids, adapter.encode(pixels_for(group.units)),
-                                      "original")
+        inputs = adapter.model_inputs(prompt, layout, group.token_ids, adapter.encode(pixels_for(group.units)))
         with torch.no_grad():
             attentions = model.get_model()(inputs_embeds=inputs["inputs_embeds"], output_attentions=True).attentions
         columns = adapter.visual_columns(prompt, layout, group.token_ids)

@@ -2,6 +2,7 @@
 
 An axis a selector does not read is not expanded for it (uniform has no tau, only Lite has a theta),
 so no run repeats another with a setting that cannot change it; that axis is None in its `RunSpec`.
+Which axes a selector reads comes from its own declaration (`Selector.settings_read()`).
 Budgets are tokens ("512") or a fraction of the video's visual tokens ("1/16").
 """
 
@@ -18,16 +19,11 @@ from ..registry import SELECTORS
 
 AXES = ("budget", "tau", "theta", "scoring_layer", "frames_per_group")
 
-# The grid axes each built-in selector reads (checked by tests/test_ablation.py: changing any other
-# axis leaves its selection unchanged). Selectors not listed are given every axis.
-AXES_READ: dict[str, tuple[str, ...]] = {
-    "full": (),
-    "uniform": ("budget",),
-    "random": ("budget",),
-    "attention-topk": ("budget", "scoring_layer", "frames_per_group"),
-    "adapttoken": ("budget", "tau", "scoring_layer", "frames_per_group"),
-    "adapttoken-lite": ("budget", "tau", "theta", "scoring_layer", "frames_per_group"),
-}
+
+def axes_read(selector: str) -> tuple[str, ...]:
+    """The grid axes the registered `selector` reads (from its declaration), in AXES order."""
+    read = SELECTORS.get(selector).settings_read()
+    return tuple(axis for axis in AXES if axis in read)
 
 
 @dataclass(frozen=True)
@@ -123,7 +119,7 @@ def expand_grid(grid: Grid, base: AdaptTokenConfig, default_scoring_layer: int) 
              "scoring_layer": grid.scoring_layer, "frames_per_group": grid.frames_per_group}
     runs: list[RunSpec] = []
     for name in grid.selectors:
-        read = AXES_READ.get(name, AXES)
+        read = axes_read(name)
         values = [tuple(dict.fromkeys(given[a] or defaults[a])) if a in read else (None,) for a in AXES]
         runs += [RunSpec(name, *point) for point in itertools.product(*values)]
     return runs

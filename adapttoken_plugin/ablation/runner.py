@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+import warnings
 from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass
@@ -23,11 +24,10 @@ from typing import Any
 
 import torch
 
-from ..config import AdaptTokenConfig
+from ..config import EVIDENCE_PHASES, AdaptTokenConfig, settings_in
 from ..layout import VideoLayout
 from ..pipeline import Pipeline, VideoSession, format_question
-from ..registry import SELECTORS
-from ..stage import Evidence, collect_evidence, empty_trace, finish_selection, replay_visits, resolve_scoring_layer
+from ..stage import Evidence, IgnoredSettingWarning, Query, Stage
 from .datasets import Item
 from .evidence_cache import CachedEvidence, EvidenceCache, candidates_needed, file_sha256, model_identity
 from .grid import AXES, Grid, RunSpec, expand_grid, resolve_budget
@@ -77,6 +77,14 @@ class _LazyVideo:
         self._stack.close()
 
 
+def _pipeline(model: Any, processor: Any, config: AdaptTokenConfig, backend: str) -> Pipeline:
+    """A Pipeline for the sweep's prompts and videos: its base config names no run's selector, so a setting
+    that selector ignores is no reason to warn (each run's Stage gets only the axes its selector reads)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", IgnoredSettingWarning)
+        return Pipeline(model, processor, config, backend)
+
+
 class Sweep:
     """A grid over items. `on_run(row)` is called after each run is saved (progress; tests interrupt here)."""
 
@@ -89,8 +97,8 @@ class Sweep:
         self.max_new_tokens, self.backend, self.on_run = max_new_tokens, backend, on_run
         self.identity = model_identity(model, processor)
         self.group_passes = 0
-        probe = Pipeline(model, processor, base, backend)
-        self.specs = expand_grid(grid, base, resolve_scoring_layer(probe.adapter, base))
+        probe = _pipeline(model, processor, base, backend)
+        self.specs = expand_grid(grid, base, probe.stage.scoring_layer)
 
     def run(self) -> SweepReport:
         start = time.perf_counter()
@@ -117,8 +125,9 @@ class Sweep:
         return report
 
     def _run_id(self, item: Item, video_sha: str, spec: RunSpec) -> str:
-        base = {k: v for k, v in self.base.replace(**item.settings).to_dict().items()
-                if k not in (*AXES, "selector", "feature_store", "frame_cache")}
+        # the spec carries the selector and the axes; `storage` settings never change a result
+        left_out = {*AXES, "selector", *settings_in("storage")}
+        base = {k: v for k, v in self.base.replace(**item.settings).to_dict().items() if k not in left_out}
         text = json.dumps({"item": [item.item_id, video_sha, item.question, item.options, item.answer],
                            "spec": spec.to_dict(), "base": base, "model": self.identity, "backend": self.backend,
                            "max_new_tokens": self.max_new_tokens}, sort_keys=True)
@@ -127,7 +136,7 @@ class Sweep:
     def _run_item(self, item: Item, video_sha: str, pending: list[tuple[RunSpec, str]]):
         """Rows of the pending runs of one item; the video is opened only if a run needs pixels."""
         config = self.base.replace(**item.settings)
-        pipe = Pipeline(self.model, self.processor, config, self.backend)
+        pipe = _pipeline(self.model, self.processor, config, self.backend)
         prompt_text = format_question(item.question, item.options)
         option_ids = pipe.option_token_ids(len(item.options))
         evidence: dict[tuple[int, int], tuple[CachedEvidence, str]] = {}
@@ -146,18 +155,16 @@ class Sweep:
                     session = video.open()  # before the clock: setup is counted once, as `setup_seconds`
                     layout, setup, status = session.layout, session.setup_seconds, "-"
                 cfg = spec.config(config, layout.num_tokens)
-                selector = SELECTORS.get(spec.selector)(cfg)
+                stage = Stage(self.model, pipe.adapter, cfg, warn=False)  # the grid gives each selector its own axes
+                query = Query(prompt, layout, video.pixels_for, option_ids)
                 if spec.needs_group_pass:
-                    groups = cached.groups
-                    visited = replay_visits(selector, groups)
-                    passes = sum(sum(g.seconds.values()) for g in visited)
+                    evidence_now = stage.replay(Evidence(cached.groups, cached.groups, stage.empty_trace(layout)))
+                    passes = sum(sum(g.seconds.values()) for g in evidence_now.visited)
                 else:
-                    groups = collect_evidence(self.model, pipe.adapter, cfg, prompt, layout, video.pixels_for,
-                                              option_ids, selector=selector).groups  # no model call
-                    visited, passes = groups, 0.0
+                    evidence_now, passes = stage.collect_evidence(query), 0.0  # no model call
+                groups, visited = evidence_now.groups, evidence_now.visited
                 start = time.perf_counter()
-                evidence_now = Evidence(groups, visited, empty_trace(cfg, layout))
-                result = finish_selection(pipe.adapter, cfg, layout, evidence_now, video.pixels_for, selector)
+                result = stage.finish(query, evidence_now)
                 answer = pipe.generate_answer(prompt, layout, result, item.options, self.max_new_tokens)
                 own = time.perf_counter() - start
                 yield {
@@ -189,8 +196,8 @@ class Sweep:
         budget = largest_budget(session.layout)
         collect = config.replace(selector="adapttoken", budget=budget, scoring_layer=layer,
                                  frames_per_group=frames_per_group, feature_store="cpu")
-        found = collect_evidence(self.model, pipe.adapter, collect, prompt, session.layout, video.pixels_for,
-                                 option_ids)
+        found = Stage(self.model, pipe.adapter, collect, warn=False).collect_evidence(
+            Query(prompt, session.layout, video.pixels_for, option_ids))
         self.group_passes += len(found.groups)
         cached = CachedEvidence(session.layout, found.groups, candidates_needed(config.overselect, budget),
                                 session.setup_seconds)
@@ -199,18 +206,15 @@ class Sweep:
 
     def _evidence_key(self, config, video_sha, prompt_text, prompt, option_ids, layer,
                       frames_per_group) -> dict[str, Any]:
-        """Everything the group passes depend on (see evidence_cache.py)."""
-        key = {
+        """Everything the group passes depend on (see evidence_cache.py): every setting of EVIDENCE_PHASES (from
+        the config schema, so a new group-pass setting is in the key without a change here), the resolved
+        scoring layer and frames per group of this evidence, the video, model, prompt and option ids."""
+        key = {name: getattr(config, name) for name in settings_in(*EVIDENCE_PHASES)}
+        key |= {
             "video_sha256": video_sha, "backend": self.backend, "model": self.identity, "prompt": prompt_text,
             "prompt_ids": [prompt.prefix_ids.tolist(), prompt.suffix_ids.tolist()],  # chat template and tokenizer
-            "fps": config.fps, "max_frames": config.max_frames, "max_pixels": config.max_pixels,
-            "frames_per_group": frames_per_group, "scoring_layer": layer, "score_reduce": config.score_reduce,
-            "entropy_mode": config.entropy_mode, "position_rule": config.position_rule,
-            "positions_1d": config.positions_1d,
+            "frames_per_group": frames_per_group, "scoring_layer": layer,
         }
-        if config.entropy_mode == "generated":
-            key |= {"entropy_max_new_tokens": config.entropy_max_new_tokens,
-                    "entropy_top_fraction": config.entropy_top_fraction}
         if config.entropy_mode == "options":
             key["option_ids"] = list(option_ids)
         return key

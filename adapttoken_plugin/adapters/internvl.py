@@ -28,7 +28,8 @@ import torch
 from ..errors import NoVideoError, UnsupportedInputError, UnsupportedModelError
 from ..layout import VideoLayout
 from ..registry import ADAPTERS
-from .base import OneDimAdapter, PromptParts, execution_device
+from .base import PromptParts, execution_device
+from .one_dim import OneDimAdapter
 
 
 @ADAPTERS.register(
@@ -37,12 +38,13 @@ from .base import OneDimAdapter, PromptParts, execution_device
     summary="InternVL-hf (1-D RoPE, frames as images, 1 frame per unit, frame labels)",
 )
 class InternVLAdapter(OneDimAdapter):
+    has_unit_text = True
     frames_per_unit = 1
     video_input_key = "pixel_values"
     encoder_output_key = "image"
 
-    def __init__(self, model: Any) -> None:
-        super().__init__(model)
+    def __init__(self, model: Any, *positions: str) -> None:
+        super().__init__(model, *positions)
         config = model.config
         self.video_token_id = config.image_token_id
         self.tokens_per_frame = config.image_seq_length

@@ -24,7 +24,8 @@ import torch
 from ..errors import NoVideoError, UnsupportedInputError
 from ..layout import VideoLayout
 from ..registry import ADAPTERS
-from .base import OneDimAdapter, PromptParts, execution_device
+from .base import PromptParts, execution_device
+from .one_dim import OneDimAdapter
 
 
 @ADAPTERS.register(
@@ -36,8 +37,8 @@ class LlavaOnevisionAdapter(OneDimAdapter):
     frames_per_unit = 1
     trailing_video_tokens = 1
 
-    def __init__(self, model: Any) -> None:
-        super().__init__(model)
+    def __init__(self, model: Any, *positions: str) -> None:
+        super().__init__(model, *positions)
         config = model.config
         self.video_token_id = config.video_token_id
         self.grid = self.frame_grid(config)

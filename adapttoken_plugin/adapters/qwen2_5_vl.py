@@ -23,7 +23,7 @@ from transformers.modeling_outputs import BaseModelOutputWithPooling
 from ..errors import NoVideoError, UnsupportedInputError
 from ..layout import VideoLayout
 from ..registry import ADAPTERS
-from .base import POSITIONS_1D_CONTIGUOUS, ModelAdapter, PromptParts, execution_device
+from .base import ModelAdapter, PromptParts, execution_device
 
 
 @ADAPTERS.register(
@@ -34,8 +34,8 @@ from .base import POSITIONS_1D_CONTIGUOUS, ModelAdapter, PromptParts, execution_
 class Qwen2_5_VLAdapter(ModelAdapter):
     frames_per_unit = 2
 
-    def __init__(self, model: Any) -> None:
-        super().__init__(model)
+    def __init__(self, model: Any, *positions: str) -> None:
+        super().__init__(model, *positions)
         config = model.config
         self.video_token_id = config.video_token_id
         self.merge = config.vision_config.spatial_merge_size
@@ -130,10 +130,10 @@ class Qwen2_5_VLAdapter(ModelAdapter):
 
     # --- sequences -----------------------------------------------------------------------------
     def positions(
-        self, prompt: PromptParts, layout: VideoLayout, token_ids: torch.Tensor, position_rule: str
+        self, prompt: PromptParts, layout: VideoLayout, token_ids: torch.Tensor
     ) -> torch.Tensor:
         """M-RoPE position ids (3, L) of prefix + the given visual tokens + suffix, each at the position
-        it has in the full video; text after the video placed by `position_rule`."""
+        it has in the full video; text after the video placed by `self.position_rule`."""
         start = len(prompt.prefix_ids)
         interval = torch.tensor(layout.time_interval, dtype=torch.float32)
         units, cells = layout.unit_of(token_ids), layout.cell_of(token_ids)
@@ -142,7 +142,7 @@ class Qwen2_5_VLAdapter(ModelAdapter):
             cells // layout.grid_w + start,
             cells % layout.grid_w + start,
         ])
-        if position_rule == "original":
+        if self.position_rule == "original":
             last_t = int((torch.tensor(layout.num_units - 1) * interval).long())
             text_start = start + max(last_t, layout.grid_h - 1, layout.grid_w - 1) + 1
         else:  # transformers >= 5.3: `current_pos += max(h, w) // merge`
@@ -152,12 +152,11 @@ class Qwen2_5_VLAdapter(ModelAdapter):
         return torch.cat([prefix, visual, suffix], dim=1)
 
     def model_inputs(
-        self, prompt: PromptParts, layout: VideoLayout, token_ids: torch.Tensor, features: torch.Tensor,
-        position_rule: str, positions_1d: str = POSITIONS_1D_CONTIGUOUS,
+        self, prompt: PromptParts, layout: VideoLayout, token_ids: torch.Tensor, features: torch.Tensor
     ) -> dict[str, Any]:
         placeholders = torch.full((len(token_ids),), self.video_token_id, dtype=prompt.prefix_ids.dtype)
         ids = torch.cat([prompt.prefix_ids, placeholders, prompt.suffix_ids])[None]
-        positions = self.positions(prompt, layout, token_ids, position_rule)[:, None, :]
+        positions = self.positions(prompt, layout, token_ids)[:, None, :]
         device = self.device
         return {
             "input_ids": ids.to(device),

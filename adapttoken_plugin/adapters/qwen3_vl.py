@@ -32,7 +32,7 @@ import torch
 from ..errors import UnsupportedInputError
 from ..layout import VideoLayout
 from ..registry import ADAPTERS
-from .base import POSITIONS_1D_CONTIGUOUS, PromptParts
+from .base import PromptParts
 from .qwen2_5_vl import Qwen2_5_VLAdapter
 
 
@@ -42,8 +42,10 @@ from .qwen2_5_vl import Qwen2_5_VLAdapter
     summary="Qwen3-VL (interleaved M-RoPE, frame pairs, timestamp text per pair, DeepStack)",
 )
 class Qwen3VLAdapter(Qwen2_5_VLAdapter):
-    def __init__(self, model: Any) -> None:
-        super().__init__(model)
+    has_unit_text = True
+
+    def __init__(self, model: Any, *positions: str) -> None:
+        super().__init__(model, *positions)
         self.feature_dim = model.config.vision_config.out_hidden_size
 
     # --- inputs --------------------------------------------------------------------------------
@@ -102,7 +104,7 @@ class Qwen3VLAdapter(Qwen2_5_VLAdapter):
 
     # --- sequences -----------------------------------------------------------------------------
     def positions(
-        self, prompt: PromptParts, layout: VideoLayout, token_ids: torch.Tensor, position_rule: str = "original"
+        self, prompt: PromptParts, layout: VideoLayout, token_ids: torch.Tensor
     ) -> torch.Tensor:
         """M-RoPE position ids (3, L) of the sequence `kept_sequence` lays out, each token at the position
         it has in the full sequence. The same under both position rules (see the module docstring)."""
@@ -126,8 +128,7 @@ class Qwen3VLAdapter(Qwen2_5_VLAdapter):
         return positions
 
     def model_inputs(
-        self, prompt: PromptParts, layout: VideoLayout, token_ids: torch.Tensor, features: torch.Tensor,
-        position_rule: str, positions_1d: str = POSITIONS_1D_CONTIGUOUS,
+        self, prompt: PromptParts, layout: VideoLayout, token_ids: torch.Tensor, features: torch.Tensor
     ) -> dict[str, Any]:
         from transformers.models.qwen3_vl.modeling_qwen3_vl import BaseModelOutputWithDeepstackFeatures
 

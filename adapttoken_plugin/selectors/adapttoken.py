@@ -17,6 +17,8 @@ from .base import Selector, sorted_ids, top_by_score
 
 @SELECTORS.register("adapttoken", summary="entropy-allocated budget, attention ranking, de-duplication")
 class AdaptTokenSelector(Selector):
+    reads = ("budget", "tau", "overselect", "dedup", "dedup_window")
+
     def select(self, layout: VideoLayout, groups: list[GroupEvidence]) -> Selection:
         cfg = self.config
         capacities = [g.num_tokens for g in groups]

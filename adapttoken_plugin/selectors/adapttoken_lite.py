@@ -12,5 +12,8 @@ from .adapttoken import AdaptTokenSelector
 
 @SELECTORS.register("adapttoken-lite", summary="AdaptToken with early stop once a group is confident")
 class AdaptTokenLiteSelector(AdaptTokenSelector):
+    reads = (*AdaptTokenSelector.reads, "theta", "min_groups")
+    exact_budget = False  # stopped early, it keeps at most the visited groups' tokens
+
     def should_stop(self, seen: list[GroupEvidence], num_groups: int) -> bool:
         return len(seen) >= self.config.min_groups and seen[-1].entropy <= self.config.theta

@@ -8,6 +8,8 @@ from .base import Selector, sorted_ids, top_by_score
 
 @SELECTORS.register("attention-topk", summary="equal budget per group, top tokens by attention")
 class AttentionTopKSelector(Selector):
+    reads = ("budget",)
+
     def select(self, layout: VideoLayout, groups: list[GroupEvidence]) -> Selection:
         budgets = allocate_equally(self.config.budget, [g.num_tokens for g in groups])
         return Selection(sorted_ids([top_by_score(g, b) for g, b in zip(groups, budgets)]), budgets)

@@ -2,25 +2,65 @@
 
 A selector never touches the model. The selection stage visits groups (when `needs_group_pass`),
 asks `should_stop` after each, then calls `select` once with what it learnt.
+
+A strategy is one file in this folder (found without a list to edit) or in another distribution (entry
+point group `adapttoken_plugin.selectors`):
+
+    @SELECTORS.register("my-method", summary="one line for `adapttoken list`")
+    class MySelector(Selector):
+        needs_group_pass = True                 # the stage runs the per-group prefills first
+        reads = ("budget", "tau")               # the AdaptTokenConfig settings `select` reads
+
+        def select(self, layout, groups): ...   # -> Selection(kept ids ascending, one budget per group)
+
+`reads` is the declaration the ablation grid (which axes to expand), `adapttoken list` and the warning for
+an ignored setting come from; tests/selectors/test_contract.py checks every registered selector.
 """
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 
-from ..config import AdaptTokenConfig
+from ..config import AdaptTokenConfig, setting_fields, settings_in
+from ..errors import RegistryError
 from ..layout import GroupEvidence, Selection, VideoLayout
 
 
 class Selector:
-    """Base class: subclasses override `select` (and `should_stop` for early exit)."""
+    """Base class: subclasses override `select` (and `should_stop` for early exit).
 
-    registry_name = "?"
-    #: whether the stage must run the per-group prefill (scores and entropy) before `select`
-    needs_group_pass = True
+    Class attributes (the declaration):
+        needs_group_pass: whether the stage must run the per-group prefill (scores, entropy) before `select`.
+        reads: the `AdaptTokenConfig` settings the selector's own rule reads (`select`, `should_stop`). A
+            selector with group passes also depends on every `group pass` setting through its evidence.
+        exact_budget: whether it keeps exactly min(budget, visual tokens); False for selectors that may
+            keep fewer (or, like `full`, ignore the budget).
+    """
+
+    registry_name: ClassVar[str] = "?"
+    needs_group_pass: ClassVar[bool] = True
+    reads: ClassVar[tuple[str, ...]] = ("budget",)
+    exact_budget: ClassVar[bool] = True
+
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        known = {f.name for f in setting_fields()}
+        unknown = [name for name in cls.reads if name not in known]
+        if unknown:
+            raise RegistryError(f"{cls.__name__}.reads names {unknown}, which are not AdaptTokenConfig settings; "
+                                f"settings: {sorted(known)}")
 
     def __init__(self, config: AdaptTokenConfig) -> None:
         self.config = config
+
+    @classmethod
+    def settings_read(cls) -> tuple[str, ...]:
+        """Every setting the selection depends on: `reads`, plus the group-pass settings when it has group
+        passes (they make its evidence)."""
+        group = settings_in("group pass") if cls.needs_group_pass else ()
+        return tuple(dict.fromkeys((*cls.reads, *group)))
 
     def should_stop(self, seen: list[GroupEvidence], num_groups: int) -> bool:
         """Called after each group pass; True skips the remaining groups."""

@@ -10,6 +10,8 @@ from .base import Selector
 @SELECTORS.register("full", summary="no selection: all visual tokens (ignores budget)")
 class FullSelector(Selector):
     needs_group_pass = False
+    reads = ()
+    exact_budget = False  # every token, whatever the budget
 
     def select(self, layout: VideoLayout, groups: list[GroupEvidence]) -> Selection:
         return Selection(torch.arange(layout.num_tokens), [g.num_tokens for g in groups])

@@ -10,6 +10,7 @@ from .base import Selector
 @SELECTORS.register("random", summary="seeded random tokens up to the budget")
 class RandomSelector(Selector):
     needs_group_pass = False
+    reads = ("budget", "seed")
 
     def select(self, layout: VideoLayout, groups: list[GroupEvidence]) -> Selection:
         generator = torch.Generator().manual_seed(self.config.seed)

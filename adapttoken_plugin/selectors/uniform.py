@@ -10,6 +10,8 @@ from .base import Selector
 @SELECTORS.register("uniform", summary="evenly spaced frames up to the budget")
 class UniformSelector(Selector):
     needs_group_pass = False
+    reads = ("budget",)
+    exact_budget = False  # whole frame units: up to a unit's tokens short of the budget
 
     def select(self, layout: VideoLayout, groups: list[GroupEvidence]) -> Selection:
         count = min(layout.num_units, max(1, self.config.budget // layout.tokens_per_unit))

@@ -53,6 +53,10 @@ class Setup:
     def adapter(self) -> ModelAdapter:
         return adapter_for(self.model)
 
+    def adapter_with(self, **kw: Any) -> ModelAdapter:
+        """The adapter made with the position settings of `config(**kw)` (position_rule `transformers`)."""
+        return adapter_for(self.model, self.config(**kw))
+
     def config(self, **kw: Any) -> at.AdaptTokenConfig:
         return at.AdaptTokenConfig(**{"selector": "adapttoken", "frames_per_group": self.family.frames_per_group,
                                       "position_rule": "transformers", **kw})
@@ -130,7 +134,7 @@ def test_kept_tokens_sit_at_their_full_sequence_positions(setup, kept):
     prompt, layout, pixels = adapter.split_inputs(dict(inputs))
     feats = adapter.encode(adapter.unit_pixels(pixels, layout, torch.arange(layout.num_units)))[kept]
     for positions_1d in ("contiguous", "original"):
-        built = adapter.model_inputs(prompt, layout, kept, feats, "transformers", positions_1d)
+        built = setup.adapter_with(positions_1d=positions_1d).model_inputs(prompt, layout, kept, feats)
         assert torch.equal(built["input_ids"][0], inputs["input_ids"][0, cols])
         assert torch.equal(built["attention_mask"], torch.ones_like(built["input_ids"]))
         reference = setup.reference_positions(inputs)
@@ -154,7 +158,7 @@ def test_whole_kept_units_give_the_sequence_the_processor_writes_for_those_frame
     prompt, layout, pixels = adapter.split_inputs(setup.inputs())
     kept = layout.token_ids_of_units(torch.tensor(units))
     feats = adapter.encode(adapter.unit_pixels(pixels, layout, torch.tensor(units)))
-    built = adapter.model_inputs(prompt, layout, kept, feats, "transformers")["input_ids"][0]
+    built = setup.adapter_with().model_inputs(prompt, layout, kept, feats)["input_ids"][0]
 
     frames = [u * family.frames_per_unit + f for u in units for f in range(family.frames_per_unit)]
     messages = [{"role": "user", "content": [{"type": "video"}, {"type": "text", "text": QUESTION}]}]
@@ -273,7 +277,7 @@ def test_recomputed_scores_equal_eager_attention(setup, reduce):
     token_ids = layout.token_ids_of_units(units)
     with torch.no_grad():
         feats = adapter.encode(adapter.unit_pixels(pixels, layout, units))
-    group_inputs = adapter.model_inputs(prompt, layout, token_ids, feats, "original")
+    group_inputs = adapter.model_inputs(prompt, layout, token_ids, feats)  # position_rule "original"
     ids = group_inputs["input_ids"][0]
     columns = (ids == adapter.video_token_id).nonzero().flatten()[:len(token_ids)]  # never the trailing newline
     assert torch.equal(adapter.visual_columns(prompt, layout, token_ids), columns)

@@ -93,7 +93,7 @@ def test_qwen3_vl_deepstack_rows_follow_the_kept_tokens(built):
     full = model.model.get_video_features(pixel_values_videos=family.inputs(processor)["pixel_values_videos"],
                                           video_grid_thw=family.inputs(processor)["video_grid_thw"])
     kept = torch.tensor([1, 6, 14])
-    encoded = adapter.model_inputs(prompt, layout, kept, features[kept], "original")["mm_encoder_outputs"]["video"]
+    encoded = adapter.model_inputs(prompt, layout, kept, features[kept])["mm_encoder_outputs"]["video"]
     assert len(encoded.deepstack_features) == 2
     for ours, theirs in zip(encoded.deepstack_features, full.deepstack_features):
         assert torch.equal(ours[0], torch.cat(theirs)[kept])

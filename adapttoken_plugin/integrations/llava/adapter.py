@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from ...adapters.base import POSITIONS_1D_CONTIGUOUS, ModelAdapter, PromptParts
+from ...adapters.base import ModelAdapter, PromptParts
 from ...errors import UnsupportedInputError, UnsupportedModelError
 from ...layout import VideoLayout
 from .newlines import NewlineRule, video_block
@@ -30,9 +30,10 @@ class LlavaCodebaseAdapter(ModelAdapter):
     wrappers and the streaming `Pipeline` do not apply to these models)."""
 
     frames_per_unit = 1
+    supports_streaming = False
 
-    def __init__(self, model: Any, package: str) -> None:
-        super().__init__(model)
+    def __init__(self, model: Any, package: str, position_rule: str = "original") -> None:
+        super().__init__(model, position_rule)
         self.video_token_id = image_token_index(package)
         if getattr(model.config, "add_faster_video", False):
             raise UnsupportedModelError("add_faster_video=True is not supported (upstream's own path for it "
@@ -97,8 +98,7 @@ class LlavaCodebaseAdapter(ModelAdapter):
 
     # --- sequences -----------------------------------------------------------------------------
     def model_inputs(
-        self, prompt: PromptParts, layout: VideoLayout, token_ids: torch.Tensor, features: torch.Tensor,
-        position_rule: str, positions_1d: str = POSITIONS_1D_CONTIGUOUS,
+        self, prompt: PromptParts, layout: VideoLayout, token_ids: torch.Tensor, features: torch.Tensor
     ) -> dict[str, Any]:
         """{"inputs_embeds": (1, L, D), "attention_mask": (1, L) ones}: prompt embeddings around the kept
         tokens `token_ids` (ascending) with `features` (K, D), newlines placed by `NewlineRule`. Positions are
@@ -137,7 +137,7 @@ class LlavaCodebaseAdapter(ModelAdapter):
         expected = prepared[4]
         layout = VideoLayout(num_units=len(frames), grid_h=self.grid, grid_w=self.grid, frames_per_unit=1)
         ours = self.model_inputs(prompt, layout, layout.token_ids_of_units(torch.arange(len(frames))),
-                                 self.encode({"frames": frames}), "original")["inputs_embeds"]
+                                 self.encode({"frames": frames}))["inputs_embeds"]
         if expected is None or expected.shape != ours.shape:
             raise UnsupportedModelError(
                 f"{type(self.model).__name__}.prepare_inputs_labels_for_multimodal lays out {len(frames)} frames as "

@@ -19,7 +19,7 @@ import torch
 from ... import instance_attributes
 from ...config import POSITIONS_1D, AdaptTokenConfig
 from ...errors import AdaptTokenError, ConfigError, UnsupportedInputError
-from ...stage import check_entropy_inputs, resolve_scoring_layer, run_stage
+from ...stage import Query, Stage
 from .adapter import LlavaCodebaseAdapter
 from .structure import check_llava_model, language_model_generate, package_of
 
@@ -46,11 +46,21 @@ class LanguageModelPass:
 
 @dataclass
 class _State:
-    config: AdaptTokenConfig
-    adapter: LlavaCodebaseAdapter
-    language_model: LanguageModelPass
+    stage: Stage  # on the LanguageModelPass, with the LlavaCodebaseAdapter
     saved: dict[str, Any]
     layout_checked: bool = False
+
+    @property
+    def config(self) -> AdaptTokenConfig:
+        return self.stage.config
+
+    @property
+    def adapter(self) -> LlavaCodebaseAdapter:
+        return self.stage.adapter
+
+    @property
+    def language_model(self) -> LanguageModelPass:
+        return self.stage.model
 
 
 def enable(model: Any, config: AdaptTokenConfig | dict[str, Any] | None = None, package: str | None = None) -> Any:
@@ -73,13 +83,12 @@ def enable(model: Any, config: AdaptTokenConfig | dict[str, Any] | None = None, 
     if config.positions_1d != POSITIONS_1D[0]:
         raise ConfigError(f"positions_1d={config.positions_1d!r} is not supported by the LLaVA-NeXT integration: "
                           f"the fork numbers positions contiguously (use {POSITIONS_1D[0]!r})")
-    adapter = LlavaCodebaseAdapter(model, package or package_of(model))
-    resolve_scoring_layer(adapter, config)
-    language_model = LanguageModelPass(model)
+    adapter = LlavaCodebaseAdapter(model, package or package_of(model), config.position_rule)
+    stage = Stage(LanguageModelPass(model), adapter, config)
     if is_enabled(model):
         disable(model)
     saved = instance_attributes.save(model, _WRAPPED)
-    model.__dict__["_adapttoken_llava_state"] = _State(config, adapter, language_model, saved)
+    model.__dict__["_adapttoken_llava_state"] = _State(stage, saved)
     for name, wrapper in (("generate", _generate), ("forward", _forward)):
         original = instance_attributes.original(model, name, saved)
         # The wrapper carries the original's signature: transformers' generate inspects `forward`'s
@@ -142,7 +151,7 @@ def _generate(model: Any, original: Any, *args: Any, **kwargs: Any) -> Any:
         raise UnsupportedInputError("position_ids are not supported with the selector stage (positions are "
                                     "renumbered over the kept tokens)")
     option_ids = rest.pop("adapttoken_option_ids", None)
-    check_entropy_inputs(state.config, option_ids)
+    state.stage.check_options(option_ids)
     attention_mask = rest.pop("attention_mask", None)
     adapter = state.adapter
     prompt, layout, frames = adapter.split_inputs({
@@ -152,10 +161,10 @@ def _generate(model: Any, original: Any, *args: Any, **kwargs: Any) -> Any:
     if not state.layout_checked:
         adapter.check_against_fork(prompt, frames)
         state.layout_checked = True
-    result = run_stage(state.language_model, adapter, state.config, prompt, layout,
-                       lambda units: adapter.unit_pixels(frames, layout, units), option_ids)
+    result = state.stage.run(Query(prompt, layout, lambda units: adapter.unit_pixels(frames, layout, units),
+                                   option_ids))
     model.__dict__["adapttoken_trace"] = result.trace
-    final = adapter.model_inputs(prompt, layout, result.token_ids, result.features, state.config.position_rule)
+    final = adapter.model_inputs(prompt, layout, result.token_ids, result.features)
     embeds = final["inputs_embeds"]
     # As the fork: a mask of ones in the caller's dtype when the caller passed one, else none.
     mask = None if attention_mask is None else final["attention_mask"].to(attention_mask.dtype)
