@@ -54,7 +54,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--out", default="runs/demo", help="folder for the demo video and trace (default: runs/demo)")
     _add_common(demo)
 
-    sub.add_parser("list", help="registered selectors and supported model classes")
+    listing = sub.add_parser("list", help="registered selectors (with the settings each reads) and supported model "
+                             "classes")
+    listing.add_argument("--markdown", action="store_true", help="print the selector, family and configuration "
+                         "tables as Markdown (the copies in README.md and docs/config.md)")
     sub.add_parser("ablate", help="ablation sweep over a dataset (`adapttoken ablate --help`; same as "
                    "scripts/ablate.py)", add_help=False)
     return parser
@@ -78,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         if args.command == "list":
-            return _list()
+            return _list(args.markdown)
         if args.command == "answer" and args.tp > 1:
             from .launch import in_rank, relaunch
 
@@ -94,13 +97,21 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
-def _list() -> int:
-    """Plain aligned text (greppable, never truncated by the terminal width)."""
+def _list(markdown: bool = False) -> int:
+    """Plain aligned text (greppable, never truncated by the terminal width), or the docs' Markdown tables."""
+    if markdown:
+        from .doc_tables import markdown as tables
+
+        print(tables(), end="")
+        return 0
     names = SELECTORS.names()
     width = max(map(len, names))
     print("selectors:")
     for name in names:
+        cls = SELECTORS.get(name)
+        reads = ", ".join(cls.settings_read()) or "-"
         print(f"  {name:<{width}}  {SELECTORS.meta(name).get('summary', '')}")
+        print(f"  {'':<{width}}  reads: {reads}")
     print("model adapters:")
     for name in ADAPTERS.names():
         meta = ADAPTERS.meta(name)

@@ -15,7 +15,10 @@ from ..registry import SELECTORS
 from .base import Selector, sorted_ids, top_by_score
 
 
-@SELECTORS.register("adapttoken", summary="entropy-allocated budget, attention ranking, de-duplication")
+@SELECTORS.register(
+    "adapttoken",
+    summary="entropy-weighted budget per group, top `overselect`x tokens, location-aware de-duplication",
+)
 class AdaptTokenSelector(Selector):
     reads = ("budget", "tau", "overselect", "dedup", "dedup_window")
 

@@ -10,7 +10,10 @@ from ..registry import SELECTORS
 from .adapttoken import AdaptTokenSelector
 
 
-@SELECTORS.register("adapttoken-lite", summary="AdaptToken with early stop once a group is confident")
+@SELECTORS.register(
+    "adapttoken-lite",
+    summary="`adapttoken`, visiting groups until one has entropy <= `theta`; budget over the groups seen",
+)
 class AdaptTokenLiteSelector(AdaptTokenSelector):
     reads = (*AdaptTokenSelector.reads, "theta", "min_groups")
     exact_budget = False  # stopped early, it keeps at most the visited groups' tokens

@@ -6,7 +6,10 @@ from ..registry import SELECTORS
 from .base import Selector, sorted_ids, top_by_score
 
 
-@SELECTORS.register("attention-topk", summary="equal budget per group, top tokens by attention")
+@SELECTORS.register(
+    "attention-topk",
+    summary="equal budget per group, top tokens by attention (FlexSelect-style baseline)",
+)
 class AttentionTopKSelector(Selector):
     reads = ("budget",)
 

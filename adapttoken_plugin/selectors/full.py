@@ -7,7 +7,7 @@ from ..registry import SELECTORS
 from .base import Selector
 
 
-@SELECTORS.register("full", summary="no selection: all visual tokens (ignores budget)")
+@SELECTORS.register("full", summary="no selection: every visual token (ignores the budget)")
 class FullSelector(Selector):
     needs_group_pass = False
     reads = ()

@@ -7,7 +7,7 @@ from ..registry import SELECTORS
 from .base import Selector
 
 
-@SELECTORS.register("uniform", summary="evenly spaced frames up to the budget")
+@SELECTORS.register("uniform", summary="evenly spaced frame units, all their tokens, up to the budget")
 class UniformSelector(Selector):
     needs_group_pass = False
     reads = ("budget",)

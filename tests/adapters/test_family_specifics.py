@@ -10,6 +10,12 @@ import adapttoken_plugin as at
 from adapttoken_plugin.adapters.base import adapter_for
 
 
+def positions_under(rule, model, prompt, layout, token_ids):
+    """M-RoPE positions (3, L) from the adapter made with `position_rule=rule`."""
+    return adapter_for(model, at.AdaptTokenConfig(position_rule=rule)).positions(prompt, layout, token_ids)
+
+
+
 @pytest.fixture(scope="module")
 def built():
     cache = {}
@@ -32,9 +38,9 @@ def test_qwen2_vl_temporal_positions_are_the_pair_index_whatever_the_timing(buil
     adapter = adapter_for(model)
     prompt, layout, _ = adapter.split_inputs({**inputs, "second_per_grid_ts": torch.tensor([seconds])})
     assert layout.time_interval == 1.0
-    ours = adapter.positions(prompt, layout, torch.arange(layout.num_tokens), "transformers")
+    ours = positions_under("transformers", model, prompt, layout, torch.arange(layout.num_tokens))
     assert torch.equal(ours, reference[:, 0])
-    original = adapter.positions(prompt, layout, torch.arange(layout.num_tokens), "original")
+    original = positions_under("original", model, prompt, layout, torch.arange(layout.num_tokens))
     assert original[0, len(prompt.prefix_ids):][:layout.num_tokens].unique().tolist() == [7, 8, 9, 10]  # t = pair
     assert int(original[0, -len(prompt.suffix_ids)]) == 11  # text after the video: largest position + 1
 

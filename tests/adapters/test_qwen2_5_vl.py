@@ -12,6 +12,11 @@ from tiny import LETTERS, VID, qwen2_5_vl, qwen_video_inputs
 
 TOL = 1e-5
 
+def positions_under(rule, model, prompt, layout, token_ids):
+    """M-RoPE positions (3, L) from the adapter made with `position_rule=rule`."""
+    return adapter_for(model, at.AdaptTokenConfig(position_rule=rule)).positions(prompt, layout, token_ids)
+
+
 
 @pytest.fixture(scope="module")
 def model():
@@ -45,12 +50,12 @@ def test_original_rule_positions_by_hand(model):
     adapter = adapter_for(model)
     prompt, layout, _ = adapter.split_inputs(inputs(units=3, grid_h=4, grid_w=4, seconds_per_unit=1.0))
     # prefix (5, 6, 7, <vision_start>) -> 4 tokens; interval = tokens_per_second 2 * 1 s = 2 per unit
-    pos = adapter.positions(prompt, layout, torch.arange(layout.num_tokens), "original")
+    pos = positions_under("original", model, prompt, layout, torch.arange(layout.num_tokens))
     video = [(4 + 2 * u, 4 + r, 4 + c) for u in range(3) for r in range(2) for c in range(2)]
     text_after = [(p, p, p) for p in range(9, 15)]  # after the largest video position (t = 8): 9 ... 14
     expected = [(i, i, i) for i in range(4)] + video + text_after
     assert pos.T.tolist() == [list(e) for e in expected]
-    pos_tf = adapter.positions(prompt, layout, torch.arange(layout.num_tokens), "transformers")
+    pos_tf = positions_under("transformers", model, prompt, layout, torch.arange(layout.num_tokens))
     assert pos_tf[:, -6:].tolist() == [list(range(6, 12))] * 3  # 4 + max(h, w) = 6: overlaps the video
 
 
@@ -62,7 +67,7 @@ def test_transformers_rule_reproduces_get_rope_index(model, seconds):
                                         second_per_grid_ts=full["second_per_grid_ts"])
     adapter = adapter_for(model)
     prompt, layout, _ = adapter.split_inputs(dict(full))
-    ours = adapter.positions(prompt, layout, torch.arange(layout.num_tokens), "transformers")
+    ours = positions_under("transformers", model, prompt, layout, torch.arange(layout.num_tokens))
     assert torch.equal(ours, ref[:, 0])
 
 
@@ -77,11 +82,11 @@ def test_kept_tokens_keep_their_full_video_positions_and_decoding_continues(mode
 
     adapter = adapter_for(model)
     prompt, layout, pixels = adapter.split_inputs(inputs())
-    full_pos = adapter.positions(prompt, layout, torch.arange(layout.num_tokens), rule)
+    full_pos = positions_under(rule, model, prompt, layout, torch.arange(layout.num_tokens))
     n_pre = len(prompt.prefix_ids)
     cols = torch.cat([torch.arange(n_pre), n_pre + kept,
                       n_pre + layout.num_tokens + torch.arange(len(prompt.suffix_ids))])
-    kept_pos = adapter.positions(prompt, layout, kept, rule)
+    kept_pos = positions_under(rule, model, prompt, layout, kept)
     assert torch.equal(kept_pos, full_pos[:, cols])
 
     # An independent greedy decode: whole sequence each step, no cache, positions extended by hand.
