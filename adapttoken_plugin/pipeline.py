@@ -2,7 +2,9 @@
 
 Frames are sampled by fps / max_frames, decoded at the model's resolution group by group (never the
 whole video), encoded, scored and dropped; only the candidate tokens' features are kept until the
-final pass.
+final pass. A video is first planned (`plan_video`: probe, sampled indices, frame size, token layout;
+no sampled frame decoded), then decoded (`decode`, per `frame_cache`); `open_video` does both. The prompt
+needs only the plan, so a caller whose group-pass evidence is cached never decodes the video.
 
     pipe = Pipeline(model, processor, AdaptTokenConfig(selector="adapttoken-lite", budget=4096))
     ans = pipe.answer("video.mp4", "What is cut in half?", options=["tomato", "cucumber", "bread", "cheese"])
@@ -32,7 +34,7 @@ from .errors import UnsupportedInputError
 from .layout import GroupEvidence, VideoLayout
 from .stage import Query, Stage, StageResult
 from .trace import Trace
-from .video import FrameReader, sample_frame_indices
+from .video import FrameReader, VideoInfo, sample_frame_indices
 
 OPTION_INSTRUCTION = "Answer with the option's letter from the given choices directly."
 
@@ -116,19 +118,73 @@ class SampledFrames:
         self.close()
 
 
+@dataclass(frozen=True, eq=False)
+class VideoPlan:
+    """How one video file will be read, known before any sampled frame is decoded (`Pipeline.plan_video`).
+
+    Everything here comes from the file's metadata and the config: what the prompt of every family needs
+    (the layout and the native frame rate) and what `Pipeline.decode` needs to read the frames.
+
+    Attributes:
+        path: the video file.
+        info: the file's readable frame count, native frame rate (frames per second) and size (pixels).
+        indices: (num_frames,) int64, read-only: file frame indices of the sampled frames, ascending.
+        frame_size: (height, width) in pixels each sampled frame is resized to while it is decoded.
+        layout: token layout of the sampled frames; `layout.frame_indices` holds `indices`.
+        sampled_fps: samples per second of video time: the configured fps, or fewer when `max_frames`
+            spreads the samples over the whole video.
+        seconds: wall time of probing the file and sampling, in seconds.
+    """
+
+    path: Path
+    info: VideoInfo
+    indices: np.ndarray
+    frame_size: tuple[int, int]
+    layout: VideoLayout
+    sampled_fps: float
+    seconds: float
+
+    @property
+    def video_fps(self) -> float:
+        """The file's native frame rate in frames per second (`layout.frame_indices` count in its frames)."""
+        return self.info.fps
+
+
 @dataclass
 class VideoSession:
-    """An opened video: its token layout and `pixels_for(units)` (encoder inputs of some frame units).
+    """A decoded video (`Pipeline.decode`): its plan and `pixels_for(units)`, the encoder inputs of some units.
 
-    `setup_seconds` covers probing, sampling and filling the frame cache; `video_fps` is the file's
-    native frame rate (`layout.frame_indices` count in its frames)."""
+    Attributes:
+        plan: what is decoded (layout, frame size, sampled indices, frame rates).
+        pixels_for: (U,) int64 frame-unit indices -> the adapter's encoder inputs for those units' frames.
+        frame_cache: the frame-cache mode in use ("memory", "disk" or "off"; "auto" is resolved).
+        decode_seconds: wall time of opening the sized reader and filling the frame cache, in seconds.
+    """
 
-    layout: VideoLayout
+    plan: VideoPlan
     pixels_for: Callable[[torch.Tensor], dict[str, Any]]
     frame_cache: str
-    setup_seconds: float
-    frame_size: tuple[int, int]
-    video_fps: float
+    decode_seconds: float
+
+    @property
+    def layout(self) -> VideoLayout:
+        """Token layout of the sampled frames (the plan's)."""
+        return self.plan.layout
+
+    @property
+    def frame_size(self) -> tuple[int, int]:
+        """(height, width) in pixels of the decoded frames."""
+        return self.plan.frame_size
+
+    @property
+    def video_fps(self) -> float:
+        """The file's native frame rate in frames per second (`layout.frame_indices` count in its frames)."""
+        return self.plan.video_fps
+
+    @property
+    def setup_seconds(self) -> float:
+        """Seconds of video setup: probing and sampling (the plan) plus opening and filling the frame cache."""
+        return self.plan.seconds + self.decode_seconds
 
 
 class Pipeline:
@@ -147,14 +203,15 @@ class Pipeline:
     @property
     def prompt_needs_video(self) -> bool:
         """Whether the prompt has text around every frame unit (Qwen3-VL timestamps, InternVL frame labels),
-        so that `prompt_parts` needs the opened video."""
+        so that `prompt_parts` needs the video's plan."""
         return self.adapter.has_unit_text
 
-    def prompt_parts(self, text: str, session: VideoSession | None = None) -> PromptParts:
+    def prompt_parts(self, text: str, session: VideoPlan | VideoSession | None = None) -> PromptParts:
         """Token ids around the video for a user message holding the video then `text`.
 
         Families whose processor writes text around every frame unit (Qwen3-VL timestamps, InternVL frame
-        labels) need the opened video's `session`; the others build the same parts without one.
+        labels) need the video's layout and native frame rate: pass its plan (`plan_video`, nothing decoded)
+        or its session (`decode` / `open_video`). The others build the same parts without one.
         """
         messages = [{"role": "user", "content": [{"type": "video"}, {"type": "text", "text": text}]}]
         rendered = self.processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
@@ -162,38 +219,60 @@ class Pipeline:
             return self.adapter.video_prompt(self.processor, rendered, session.layout, session.video_fps)
         if self.prompt_needs_video:
             raise UnsupportedInputError(f"the prompt of {type(self.model).__name__} has text around every frame: "
-                                        "pass the opened video's session (Pipeline.open_video) to prompt_parts")
+                                        "pass the video's plan (Pipeline.plan_video) to prompt_parts")
         return self.adapter.video_prompt(self.processor, rendered, None, 0.0)
 
     def option_token_ids(self, num_options: int) -> list[int]:
         letters = string.ascii_uppercase[:num_options]
         return [self.processor.tokenizer.convert_tokens_to_ids(letter) for letter in letters]
 
-    @contextmanager
-    def open_video(self, video: str | Path) -> Iterator[VideoSession]:
-        """Sample, size and (per `frame_cache`) decode one video; yields what the stage needs.
+    def plan_video(self, video: str | Path) -> VideoPlan:
+        """Probe `video` and decide what to read: sampled indices, frame size, layout. Decodes no sampled frame.
 
-        Raises VideoReadError / EmptyVideoError for unreadable or empty videos.
+        The probe opens the file and, to verify its frame count, decodes its first frame and last second
+        (see FrameReader); no frame is resized or returned. Raises VideoReadError / EmptyVideoError for
+        unreadable or empty videos.
         """
         cfg = self.config
         start = time.perf_counter()
         with FrameReader(video, backend=self.backend) as probe:
             info = probe.info
         indices = sample_frame_indices(info, cfg.fps, cfg.max_frames, multiple_of=self.adapter.frames_per_unit)
+        indices.flags.writeable = False  # the plan is shared by its sessions and the prompt
         height, width = self.adapter.frame_size(self.processor, info.height, info.width, cfg.max_pixels, len(indices))
         sampled_fps = min(cfg.fps, len(indices) / info.duration) if info.duration > 0 else cfg.fps
         layout = self.adapter.layout_for_frames(len(indices), height, width, sampled_fps,
                                                 tuple(int(i) for i in indices))
-        with FrameReader(video, backend=self.backend, size=(height, width)) as reader, \
-                SampledFrames(reader, indices, cfg.frame_cache) as frames:
-            fpu = layout.frames_per_unit
+        return VideoPlan(Path(video), info, indices, (height, width), layout, sampled_fps,
+                         time.perf_counter() - start)
+
+    @contextmanager
+    def decode(self, plan: VideoPlan) -> Iterator[VideoSession]:
+        """Open the planned frames for reading; yields what the stage needs. `plan` comes from `plan_video`.
+
+        Per `frame_cache`, every sampled frame is decoded here into a cache ("memory" / "disk") or each
+        on demand by `pixels_for` ("off"); the cache is freed on exit. Raises VideoReadError when a frame
+        fails to decode.
+        """
+        start = time.perf_counter()
+        with FrameReader(plan.path, backend=self.backend, size=plan.frame_size) as reader, \
+                SampledFrames(reader, plan.indices, self.config.frame_cache) as frames:
+            fpu = plan.layout.frames_per_unit
 
             def pixels_for(units: torch.Tensor) -> dict[str, Any]:
                 wanted = (units[:, None] * fpu + torch.arange(fpu)[None, :]).flatten().numpy()
                 return self.adapter.frames_to_pixels(self.processor, frames.get(wanted))
 
-            yield VideoSession(layout, pixels_for, frames.mode, time.perf_counter() - start, (height, width),
-                               info.fps)
+            yield VideoSession(plan, pixels_for, frames.mode, time.perf_counter() - start)
+
+    @contextmanager
+    def open_video(self, video: str | Path) -> Iterator[VideoSession]:
+        """`plan_video` then `decode`: sample, size and (per `frame_cache`) decode one video.
+
+        Raises VideoReadError / EmptyVideoError for unreadable or empty videos.
+        """
+        with self.decode(self.plan_video(video)) as session:
+            yield session
 
     def generate_answer(self, prompt: PromptParts, layout: VideoLayout, result: StageResult,
                         options: Sequence[str] | None, max_new_tokens: int) -> Answer:

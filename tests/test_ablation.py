@@ -307,7 +307,7 @@ def test_cache_writes_are_atomic_and_unreadable_entries_are_rebuilt(trained, ite
 
 @pytest.mark.parametrize("name", ["qwen3_vl", "internvl"])
 def test_families_with_per_frame_prompt_text_sweep_from_the_cache_as_fresh_runs(name, tmp_path):
-    """Qwen3-VL (timestamps) and InternVL (frame labels) build their prompt from the opened video."""
+    """Qwen3-VL (timestamps) and InternVL (frame labels) build their prompt from the video's plan."""
     import sys
     from pathlib import Path
 
@@ -336,3 +336,47 @@ def test_families_with_per_frame_prompt_text_sweep_from_the_cache_as_fresh_runs(
         seen = row["total_tokens"] // row["groups"] * row["groups_visited"]  # Lite: the budget of the groups seen
         assert row["kept"] == min(3, seen) and row["groups_visited"] == (2 if row["selector"] == "adapttoken" else 1)
         assert fresh.letter == row["letter"] == cached["letter"]
+
+
+@pytest.mark.parametrize("name", ["qwen3_vl", "internvl", "qwen2_5_vl"])
+def test_a_sweep_served_from_the_cache_decodes_no_frame(name, tmp_path, monkeypatch):
+    """Group-pass selectors keep features only from the cached candidates, and the prompt (Qwen3-VL timestamps,
+    InternVL frame labels) needs only the plan: a fully cached sweep never decodes the video."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parent / "adapters"))
+    from families import FAMILIES
+
+    from adapttoken_plugin.video import FrameReader, write_video
+
+    family = FAMILIES[name]
+    model, processor = family.model(), family.build_processor()
+    video = tmp_path / "clip.mp4"
+    write_video(video, family.video(seed=3), fps=4.0)
+    (tmp_path / "ann.json").write_text(json.dumps([{"video": str(video), "question": "Which colour?",
+                                                    "options": ["red", "blue"], "answer": "A"}]))
+    items = annotation_items(tmp_path / "ann.json")
+    base = AdaptTokenConfig(frames_per_group=family.frames_per_group, fps=4.0, max_frames=16)
+    grid = Grid(GROUP_SELECTORS, budgets=("3",), theta=(100.0,))
+
+    counts = {"frames": 0, "decodes": 0}
+    read, decode = FrameReader.read, Pipeline.decode
+
+    def counting_read(reader, indices):
+        counts["frames"] += len(indices)
+        return read(reader, indices)
+
+    def counting_decode(pipe, plan):
+        counts["decodes"] += 1
+        return decode(pipe, plan)
+
+    monkeypatch.setattr(FrameReader, "read", counting_read)
+    monkeypatch.setattr(Pipeline, "decode", counting_decode)
+    first = Sweep(model, processor, base, grid, items, tmp_path / "a", cache=tmp_path / "cache").run()
+    assert first.cache_misses == 1 and counts["decodes"] == 1 and counts["frames"] >= family.frames
+    counts.update(frames=0, decodes=0)
+    cached = Sweep(model, processor, base, grid, items, tmp_path / "b", cache=tmp_path / "cache").run()
+    assert {r["evidence"] for r in cached.rows} == {"hit"} and cached.ran == len(first.rows) == 3
+    assert counts == {"frames": 0, "decodes": 0}
+    assert _without_timing(cached.rows) == _without_timing(first.rows)

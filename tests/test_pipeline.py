@@ -144,3 +144,75 @@ def test_auto_frame_cache_spills_to_disk_above_the_limit(toy, video, monkeypatch
     assert Pipeline(model, processor, _cfg(budget=30)).answer(video, "q?", OPTIONS).trace.frame_cache == "memory"
     monkeypatch.setattr(pipeline_module, "FRAME_CACHE_AUTO_LIMIT", 1000)
     assert Pipeline(model, processor, _cfg(budget=30)).answer(video, "q?", OPTIONS).trace.frame_cache == "disk"
+
+
+class FrameReads:
+    """Counts frames read through FrameReader.read (every decode of a sampled frame goes through it)."""
+
+    def __init__(self, monkeypatch):
+        self.frames = 0
+        read = FrameReader.read
+
+        def counting_read(reader, indices):
+            self.frames += len(indices)
+            return read(reader, indices)
+
+        monkeypatch.setattr(FrameReader, "read", counting_read)
+
+
+def test_plan_video_decodes_no_frame_and_plans_what_decode_reads(toy, video, monkeypatch):
+    model, processor = toy
+    pipe = Pipeline(model, processor, _cfg(budget=30, frame_cache="memory"))
+    reads = FrameReads(monkeypatch)
+    plan = pipe.plan_video(video)
+    assert reads.frames == 0
+    # what the plan says, computed here independently of plan_video
+    with FrameReader(video) as probe:
+        info = probe.info
+    indices = sample_frame_indices(info, 4.0, 64, multiple_of=2)
+    assert plan.info == info and (plan.video_fps, plan.sampled_fps) == (8.0, 4.0)
+    assert plan.indices.tolist() == indices.tolist() == list(plan.layout.frame_indices) == list(range(0, 48, 2))
+    assert plan.frame_size == pipe.adapter.frame_size(processor, 60, 90, None, len(indices))
+    with pytest.raises(ValueError):
+        plan.indices[0] = 5  # shared by the plan's sessions: read-only
+    with pipe.decode(plan) as session:
+        assert reads.frames == len(indices)  # the memory frame cache holds every sampled frame
+        assert session.plan is plan and session.frame_cache == "memory"
+        assert session.setup_seconds == plan.seconds + session.decode_seconds
+        pixels = session.pixels_for(torch.tensor([0, 5]))
+    with pipe.open_video(video) as opened:
+        assert (opened.layout, opened.frame_size, opened.video_fps) == (plan.layout, plan.frame_size, 8.0)
+        assert opened.plan.indices.tolist() == plan.indices.tolist()
+        assert reads.frames == 2 * len(indices)
+        again = opened.pixels_for(torch.tensor([0, 5]))
+    assert all(torch.equal(pixels[k], again[k]) for k in pixels)
+
+
+@pytest.mark.parametrize("name", ["qwen3_vl", "internvl"])
+def test_per_frame_prompt_text_from_the_plan_equals_the_one_from_the_decoded_video(name, tmp_path, monkeypatch):
+    """Qwen3-VL timestamps and InternVL frame labels need the layout and frame rate, not pixels."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parent / "adapters"))
+    from families import FAMILIES
+
+    family = FAMILIES[name]
+    model, processor = family.model(), family.build_processor()
+    path = tmp_path / "clip.mp4"
+    write_video(path, family.video(seed=2).repeat(2, axis=0), fps=4.0)
+    pipe = Pipeline(model, processor, at.AdaptTokenConfig(fps=2.0, max_frames=16, frames_per_group=4))
+    assert pipe.prompt_needs_video
+    with pytest.raises(at.UnsupportedInputError, match="plan_video"):
+        pipe.prompt_parts("Which colour?")
+    reads = FrameReads(monkeypatch)
+    planned = pipe.prompt_parts("Which colour?", pipe.plan_video(path))
+    assert reads.frames == 0
+    with pipe.open_video(path) as session:
+        decoded = pipe.prompt_parts("Which colour?", session)
+    assert reads.frames > 0
+    assert planned.unit_heads is not None and len(planned.unit_heads) == session.layout.num_units
+    for field in ("prefix_ids", "suffix_ids"):
+        assert torch.equal(getattr(planned, field), getattr(decoded, field))
+    for field in ("unit_heads", "unit_tails"):
+        assert [t.tolist() for t in getattr(planned, field)] == [t.tolist() for t in getattr(decoded, field)]

@@ -26,7 +26,7 @@ import torch
 
 from ..config import EVIDENCE_PHASES, AdaptTokenConfig, settings_in
 from ..layout import VideoLayout
-from ..pipeline import Pipeline, VideoSession, format_question
+from ..pipeline import Pipeline, VideoPlan, VideoSession, format_question
 from ..stage import Evidence, IgnoredSettingWarning, Query, Stage
 from .datasets import Item
 from .evidence_cache import CachedEvidence, EvidenceCache, candidates_needed, file_sha256, model_identity
@@ -55,16 +55,24 @@ class SweepReport:
 
 
 class _LazyVideo:
-    """Opens the video on first use: a sweep served from the cache never decodes it."""
+    """Plans the video on first use of `plan`, decodes it on first use of its pixels: a sweep served from the
+    cache never decodes it (the per-frame prompt text of Qwen3-VL / InternVL needs only the plan)."""
 
     def __init__(self, pipe: Pipeline, path: Path) -> None:
         self.pipe, self.path = pipe, path
+        self._plan: VideoPlan | None = None
         self.session: VideoSession | None = None
         self._stack = ExitStack()
 
+    @property
+    def plan(self) -> VideoPlan:
+        if self._plan is None:
+            self._plan = self.pipe.plan_video(self.path)
+        return self._plan
+
     def open(self) -> VideoSession:
         if self.session is None:
-            self.session = self._stack.enter_context(self.pipe.open_video(self.path))
+            self.session = self._stack.enter_context(self.pipe.decode(self.plan))
         return self.session
 
     def pixels_for(self, units: torch.Tensor) -> dict[str, Any]:
@@ -134,15 +142,15 @@ class Sweep:
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     def _run_item(self, item: Item, video_sha: str, pending: list[tuple[RunSpec, str]]):
-        """Rows of the pending runs of one item; the video is opened only if a run needs pixels."""
+        """Rows of the pending runs of one item; the video is decoded only if a run needs pixels."""
         config = self.base.replace(**item.settings)
         pipe = _pipeline(self.model, self.processor, config, self.backend)
         prompt_text = format_question(item.question, item.options)
         option_ids = pipe.option_token_ids(len(item.options))
         evidence: dict[tuple[int, int], tuple[CachedEvidence, str]] = {}
         with _LazyVideo(pipe, item.video) as video:
-            # per-frame prompt text (Qwen3-VL timestamps, InternVL labels) is made from the opened video
-            prompt = pipe.prompt_parts(prompt_text, video.open() if pipe.prompt_needs_video else None)
+            # per-frame prompt text (Qwen3-VL timestamps, InternVL labels) is made from the plan: no frame decoded
+            prompt = pipe.prompt_parts(prompt_text, video.plan if pipe.prompt_needs_video else None)
             for spec, run_id in pending:
                 if spec.needs_group_pass:
                     where = (spec.scoring_layer, spec.frames_per_group)

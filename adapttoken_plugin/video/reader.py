@@ -1,0 +1,125 @@
+"""`FrameReader`: the chosen frames of one video file, resized while decoding, by decord or PyAV.
+
+The backend is chosen here ("auto": decord when it imports and opens the file, else PyAV); the
+backends themselves live in `decord_backend` and `pyav_backend`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+import numpy as np
+
+from ..errors import ConfigError, VideoReadError
+from ._common import decord_available
+from .decord_backend import DecordBackend
+from .pyav_backend import PyAVBackend
+from .sampling import VideoInfo
+
+BACKENDS = ("auto", "decord", "pyav")
+
+
+class FrameReader:
+    """Reads chosen frames of one video file, resized while decoding.
+
+    FrameReader(path, backend="auto", size=None)
+        backend: "decord", "pyav", or "auto" (decord when it imports and opens the file, else PyAV). With
+            PyAV installed, once decord fails to decode a batch, PyAV decodes it and the rest (decord's
+            threaded decoder can fail at random next to a broken stretch of the file, and it fails to
+            scale to some small sizes).
+        size: (height, width) in pixels to resize every frame to during decoding; None keeps the native size.
+    .info -> VideoInfo (native size, frame count checked against what decodes)
+    .read(indices) -> uint8 array (len(indices), H, W, 3), RGB, frames in the order given
+    .close(); also a context manager.
+
+    Opening decodes the first frame and the last second of the video (to verify the frame count), so it
+    costs about two keyframe intervals of decoding. Raises VideoReadError for a missing, unreadable or
+    frameless file.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], backend: str = "auto", size: tuple[int, int] | None = None):
+        if backend not in BACKENDS:
+            raise ConfigError(f"backend={backend!r} is not known: expected one of {BACKENDS}")
+        if size is not None:
+            if len(size) != 2 or any(int(s) != s or s < 1 for s in size):
+                raise ConfigError(f"size={size!r} is out of range: expected (height, width) of positive integers")
+            size = (int(size[0]), int(size[1]))
+        self.path = os.fspath(path)
+        self.size = size
+        if not os.path.exists(self.path):
+            raise VideoReadError(f"cannot read video {self.path!r}: no such file")
+        if not os.path.isfile(self.path):
+            raise VideoReadError(f"cannot read video {self.path!r}: not a regular file")
+        self._impl: DecordBackend | PyAVBackend | None = None
+        if backend == "pyav":
+            self._impl = PyAVBackend(self.path, size)
+        elif backend == "decord":
+            if not decord_available():
+                raise ConfigError("backend='decord' was asked but decord does not import; use 'pyav' or 'auto'")
+            self._impl = DecordBackend(self.path, size)
+        elif decord_available():
+            try:
+                self._impl = DecordBackend(self.path, size)
+            except VideoReadError as decord_error:
+                # decord refuses some files PyAV reads (a truncated mp4 decord cannot index, for one)
+                try:
+                    self._impl = PyAVBackend(self.path, size)
+                except VideoReadError as pyav_error:
+                    raise VideoReadError(f"{pyav_error}; decord also failed: {decord_error}") from pyav_error
+        else:
+            self._impl = PyAVBackend(self.path, size)
+        self.backend = self._impl.name
+        self._info = self._impl.info
+
+    @property
+    def info(self) -> VideoInfo:
+        """Native frame rate, size and readable frame count of the file (still available after close)."""
+        return self._info
+
+    def read(self, indices: Sequence[int] | np.ndarray) -> np.ndarray:
+        """Frames at `indices` (any order, repeats allowed) as uint8 RGB, shape (len(indices), H, W, 3).
+
+        H, W is `size` when given, else the native height and width. Only these frames are held in memory.
+        Raises VideoReadError for an index outside [0, info.num_frames) or a frame that fails to decode.
+        """
+        impl = self._open()
+        idx = np.asarray(indices)
+        if idx.ndim != 1:
+            raise TypeError(f"frame indices must be a 1-D sequence of integers, got shape {idx.shape}")
+        if idx.size and idx.dtype.kind not in "iu":
+            raise TypeError(f"frame indices must be integers, got an array of {idx.dtype}")
+        idx = idx.astype(np.int64, copy=False)
+        height, width = self.size if self.size is not None else (impl.info.height, impl.info.width)
+        if idx.size == 0:
+            return np.zeros((0, height, width, 3), dtype=np.uint8)
+        # checked before any decoder sees it: decord can hang forever inside native code, holding the
+        # GIL, when asked for frames past the ones that decode (dmlc/decord#373)
+        bad = idx[(idx < 0) | (idx >= impl.info.num_frames)]
+        if bad.size:
+            raise VideoReadError(
+                f"cannot read frame {int(bad[0])} of {self.path!r}: it has {impl.info.num_frames} readable frames "
+                f"(indices 0..{impl.info.num_frames - 1})"
+            )
+        frames = impl.read(idx)
+        if frames.shape != (idx.size, height, width, 3):  # a backend that ignored the size would be a bug
+            raise VideoReadError(f"{impl.name} returned frames of shape {frames.shape} for {self.path!r}; "
+                                 f"expected {(idx.size, height, width, 3)}")
+        return frames
+
+    def close(self) -> None:
+        """Release the decoder and the file. Safe to call twice."""
+        if self._impl is not None:
+            self._impl.close()
+            self._impl = None
+
+    def __enter__(self) -> FrameReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _open(self) -> DecordBackend | PyAVBackend:
+        if self._impl is None:
+            raise VideoReadError(f"the FrameReader of {self.path!r} is closed")
+        return self._impl
