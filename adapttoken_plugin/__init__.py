@@ -38,6 +38,13 @@ _LAZY = {
     "Answer": "pipeline",
     "Trace": "trace",
     "adapter_for": "adapters.base",
+    "ModelAdapter": "adapters.base",
+    "Selector": "selectors.base",
+    "Selection": "layout",
+    "GroupEvidence": "layout",
+    "VideoLayout": "layout",
+    "Stage": "stage",
+    "Query": "stage",
 }
 
 __all__ = [

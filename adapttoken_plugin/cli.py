@@ -7,23 +7,23 @@ adapttoken-lite`, ...), parsed by `AdaptTokenConfig.from_dict`, so the CLI canno
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
 from pathlib import Path
 from typing import Any
 
-from .config import AdaptTokenConfig
+from .config import AdaptTokenConfig, setting_fields
 from .errors import AdaptTokenError
 from .registry import ADAPTERS, SELECTORS
 
-_CONFIG_FIELDS = [f for f in dataclasses.fields(AdaptTokenConfig) if f.name != "extra"]
+_CONFIG_FIELDS = setting_fields()
 
 
 def _add_config_flags(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("selection settings (AdaptTokenConfig; defaults shown)")
+    group = parser.add_argument_group("selection settings (AdaptTokenConfig: docs/config.md; phase and default shown)")
     for f in _CONFIG_FIELDS:
+        help_text = f"{f.metadata['help']} [{f.metadata['phase']}; default: {f.default}]".replace("%", "%%")
         group.add_argument(f"--{f.name.replace('_', '-')}", dest=f"cfg_{f.name}", default=None, metavar="V",
-                           help=f"default: {f.default}")
+                           help=help_text)
 
 
 def _config_from_args(args: argparse.Namespace) -> AdaptTokenConfig:

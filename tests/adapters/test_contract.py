@@ -104,7 +104,9 @@ def _spy_forward(monkeypatch, model) -> list[dict]:
 
 
 def test_every_registered_adapter_has_a_family_entry():
-    assert sorted(at.ADAPTERS.names()) == sorted(FAMILIES)
+    # adapters of this package; another distribution's (entry point) brings its own tests
+    built_in = [n for n in at.ADAPTERS.names() if at.ADAPTERS.origin(n).startswith("adapttoken_plugin.adapters.")]
+    assert sorted(built_in) == sorted(FAMILIES)
     for name, family in FAMILIES.items():
         assert type(adapter_for(family.build_model())).registry_name == name
 

@@ -21,7 +21,7 @@ from typing import Any
 
 from lmms_eval.api.model import lmms
 
-from ...config import AdaptTokenConfig
+from ...config import AdaptTokenConfig, pipeline_only_settings
 from ...errors import ConfigError
 from ..llava import enable
 from ..llava.structure import alias_package
@@ -33,8 +33,8 @@ UPSTREAM_PACKAGE = "llava"
 LLAVA_VID_IMPORTS = ("constants", "conversation", "mm_utils", "model.builder", "model.language_model.llava_llama",
                      "model.language_model.llava_qwen")
 LLAVA_VID_MODULE = "lmms_eval.models.simple.llava_vid"
-#: settings of the streaming Pipeline, which llava_vid does not use: it samples frames itself
-NOT_USED = {"fps": "video_fps", "max_frames": "max_frames_num", "max_pixels": None, "frame_cache": None}
+#: llava_vid's own argument for a setting it refuses (the refused settings: `pipeline_only` in the config schema)
+OWN_ARGUMENT = {"fps": "video_fps", "max_frames": "max_frames_num"}
 
 
 def split_model_args(kwargs: dict[str, Any]) -> tuple[AdaptTokenConfig, str, dict[str, Any]]:
@@ -42,9 +42,9 @@ def split_model_args(kwargs: dict[str, Any]) -> tuple[AdaptTokenConfig, str, dic
     own = {key: value for key, value in kwargs.items() if key.startswith(PREFIX)}
     rest = {key: value for key, value in kwargs.items() if not key.startswith(PREFIX)}
     package = str(own.pop(PACKAGE_ARG, UPSTREAM_PACKAGE)).strip()
-    for name, instead in NOT_USED.items():
+    for name in pipeline_only_settings():  # the streaming Pipeline's: llava_vid samples frames itself
         if PREFIX + name in own:
-            hint = f"; use llava_vid's own {instead}" if instead else ""
+            hint = f"; use llava_vid's own {OWN_ARGUMENT[name]}" if name in OWN_ARGUMENT else ""
             raise ConfigError(f"{PREFIX + name} has no effect with adapttoken_llava_vid: llava_vid samples and "
                               f"preprocesses the frames itself{hint}")
     return AdaptTokenConfig.from_dict(own), package, rest

@@ -1,0 +1,142 @@
+"""The contract every registered selector keeps, on synthetic evidence and with no model.
+
+Parametrised over `SELECTORS.names()`: a selector is tested here the moment it is registered, whether its
+file is in `adapttoken_plugin/selectors/` or it comes from another distribution's entry point.
+
+- kept ids: 1-D int64, strictly ascending (so unique), inside the video;
+- exactly min(budget, visual tokens) kept, unless the class declares `exact_budget = False`;
+- one budget per visited group, each between 0 and the group's size;
+- deterministic (a fresh instance on a copy of the evidence decides the same) and the evidence unchanged;
+- never touches the model (any `torch.nn.Module` call while it selects fails the test);
+- its declaration is honest: a selection setting outside `reads` does not change its decision.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from adapttoken_plugin import SELECTORS, AdaptTokenConfig
+from adapttoken_plugin.config import settings_in
+from adapttoken_plugin.layout import GroupEvidence, VideoLayout, interleaved_groups
+from adapttoken_plugin.stage import keep_candidates, replay_visits
+
+NAMES = SELECTORS.names()
+FEATURE_DIM = 8
+
+# another valid value for each selection setting: a selector that does not declare the setting must decide the same
+OTHER_VALUE = {
+    "budget": lambda v: v + 3, "tau": lambda v: v * 4, "theta": lambda v: 5.0, "min_groups": lambda v: v + 2,
+    "overselect": lambda v: v + 0.4, "dedup": lambda v: not v, "dedup_window": lambda v: 0, "seed": lambda v: v + 1,
+}
+
+
+def synthetic_evidence(name: str, layout: VideoLayout, units_per_group: int, config: AdaptTokenConfig,
+                       seed: int) -> list[GroupEvidence]:
+    """Every group's evidence as the stage leaves it: bare groups for a selector without group passes; else random
+    scores, entropies in [0, 1.4] nats and the best ceil(overselect * budget) candidates with their features."""
+    gen = torch.Generator().manual_seed(seed)
+    groups = []
+    for g, units in enumerate(interleaved_groups(layout.num_units, units_per_group)):
+        group = GroupEvidence(g, units, layout.token_ids_of_units(units))
+        if SELECTORS.get(name).needs_group_pass:
+            group.entropy = float(torch.rand((), generator=gen)) * 1.4
+            scores = torch.rand(group.num_tokens, generator=gen)
+            features = torch.randn(group.num_tokens, FEATURE_DIM, generator=gen)
+            keep = min(group.num_tokens, math.ceil(config.overselect * config.budget))
+            keep_candidates(group, scores, features, keep, "cpu")
+        groups.append(group)
+    return groups
+
+
+def decide(name: str, layout: VideoLayout, groups: list[GroupEvidence], config: AdaptTokenConfig):
+    selector = SELECTORS.get(name)(config)
+    visited = replay_visits(selector, groups)
+    return visited, selector.select(layout, visited)
+
+
+cases = st.fixed_dictionaries({
+    "num_units": st.integers(1, 20), "grid_h": st.integers(1, 3), "grid_w": st.integers(1, 3),
+    "units_per_group": st.integers(1, 6), "budget_fraction": st.floats(0.01, 1.5), "seed": st.integers(0, 2**16),
+    "tau": st.sampled_from([0.5, 2.0]), "theta": st.sampled_from([0.0, 0.2, 1.0]),
+})
+SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def _setup(name: str, case: dict):
+    layout = VideoLayout(num_units=case["num_units"], grid_h=case["grid_h"], grid_w=case["grid_w"])
+    budget = max(1, round(case["budget_fraction"] * layout.num_tokens))
+    config = AdaptTokenConfig(selector=name, budget=budget, tau=case["tau"], theta=case["theta"],
+                              frames_per_group=case["units_per_group"])
+    groups = synthetic_evidence(name, layout, case["units_per_group"], config, case["seed"])
+    return layout, config, groups
+
+
+@pytest.mark.parametrize("name", NAMES)
+@SETTINGS
+@given(case=cases)
+def test_kept_ids_are_ascending_unique_in_range_and_the_budget_is_met(name, case):
+    layout, config, groups = _setup(name, case)
+    visited, selection = decide(name, layout, groups, config)
+    kept = selection.kept_token_ids
+    assert kept.dtype == torch.long and kept.ndim == 1
+    assert bool((kept[1:] > kept[:-1]).all()), "kept ids must be strictly ascending (temporal, then raster order)"
+    assert len(kept) == 0 or (0 <= int(kept[0]) and int(kept[-1]) < layout.num_tokens)
+    if SELECTORS.get(name).exact_budget:
+        assert len(kept) == min(config.budget, layout.num_tokens)
+    else:
+        assert len(kept) <= layout.num_tokens
+    assert selection.group_budgets is not None and len(selection.group_budgets) == len(visited)
+    assert all(0 <= b <= g.num_tokens for b, g in zip(selection.group_budgets, visited))
+
+
+@pytest.mark.parametrize("name", NAMES)
+@SETTINGS
+@given(case=cases)
+def test_deterministic_and_the_evidence_is_left_as_it_was(name, case):
+    layout, config, groups = _setup(name, case)
+    before = copy.deepcopy(groups)
+    first = decide(name, layout, groups, config)[1]
+    for group, copied in zip(groups, before):  # evidence is reused for other budgets: a selector must not edit it
+        for field in ("scores", "candidate_ids", "candidate_features", "token_ids", "units"):
+            a, b = getattr(group, field), getattr(copied, field)
+            assert (a is None and b is None) or torch.equal(a, b), field
+        assert group.entropy == copied.entropy
+    second = decide(name, layout, copy.deepcopy(before), config)[1]
+    assert torch.equal(first.kept_token_ids, second.kept_token_ids)
+    assert first.group_budgets == second.group_budgets
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_never_touches_a_model(name, monkeypatch):
+    layout, config, groups = _setup(name, {"num_units": 12, "grid_h": 2, "grid_w": 2, "units_per_group": 3,
+                                           "budget_fraction": 0.3, "seed": 1, "tau": 2.0, "theta": 0.2})
+
+    def refuse(*args, **kwargs):
+        raise AssertionError(f"selector {name!r} called a torch module while selecting")
+
+    monkeypatch.setattr(torch.nn.Module, "__call__", refuse)
+    decide(name, layout, groups, config)
+
+
+@pytest.mark.parametrize("name", NAMES)
+@SETTINGS
+@given(case=cases)
+def test_a_selection_setting_it_does_not_declare_does_not_change_its_decision(name, case):
+    layout, config, groups = _setup(name, case)
+    kept = decide(name, layout, groups, config)[1].kept_token_ids
+    undeclared = [s for s in settings_in("selection") if s != "selector" and s not in SELECTORS.get(name).reads]
+    for setting in undeclared:
+        other = config.replace(**{setting: OTHER_VALUE[setting](getattr(config, setting))})
+        assert torch.equal(decide(name, layout, groups, other)[1].kept_token_ids, kept), (
+            f"{setting} changed the decision of {name!r}: add it to {SELECTORS.get(name).__name__}.reads")
+
+
+def test_every_selection_setting_has_another_value_to_try():
+    """A new selection setting needs an entry in OTHER_VALUE, or the declaration test would not cover it."""
+    assert set(settings_in("selection")) - {"selector"} == set(OTHER_VALUE)
