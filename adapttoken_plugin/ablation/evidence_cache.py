@@ -1,17 +1,19 @@
 """On-disk cache of group-pass evidence, one file per (video, question, model, frames, scoring) key.
 
-The key holds everything a group pass depends on and nothing else:
+The key holds everything a group pass depends on and nothing else (`Sweep._evidence_key` builds it):
 
 - the video file's content (sha256) and the decoder backend;
 - the model: `_name_or_path`, a hash of its config, a fingerprint of its weights, its dtype, the
   processor's config, and the versions of adapttoken, transformers and torch;
-- the frames: fps, max_frames, max_pixels, frames_per_group;
-- the scoring: the (resolved) scoring_layer, score_reduce, entropy_mode (with its generation settings
-  when it is `generated`, the option token ids when it is `options`), position_rule, positions_1d;
+- every setting whose phase is in `config.EVIDENCE_PHASES` (sampling, group pass, positions: fps,
+  max_frames, max_pixels, frames_per_group, the resolved scoring_layer, score_reduce, the entropy settings,
+  position_rule, positions_1d), read from the config schema, so a new group-pass setting is in the key
+  without a change here; the option token ids when entropy_mode is `options`;
 - the prompt: the question with its options, and its token ids around the video (chat template, tokenizer).
 
-Not in the key: selector, budget, tau, theta, min_groups, dedup, seed (selection reads them, the
-group passes do not) and the number of candidates kept per group, which depends on the largest budget:
+Not in the key: the `selection` settings (selector, budget, tau, theta, ...: selection reads them, the
+group passes do not), the `storage` settings, and the number of candidates kept per group, which depends on
+the largest budget:
 an entry stores it and serves any run that needs at most that many (else it is a miss and is rebuilt).
 Entries are written atomically (temporary file, then rename), so an interrupted write leaves no entry.
 """
@@ -87,7 +89,7 @@ class CachedEvidence:
 
 
 def candidates_needed(overselect: float, budget: int) -> int:
-    """Ranked candidates per group a run with this budget may read (what `collect_evidence` keeps)."""
+    """Ranked candidates per group a run with this budget may read (what `Stage.collect_evidence` keeps)."""
     return math.ceil(overselect * budget)
 
 

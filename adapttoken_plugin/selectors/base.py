@@ -14,7 +14,7 @@ point group `adapttoken_plugin.selectors`):
         def select(self, layout, groups): ...   # -> Selection(kept ids ascending, one budget per group)
 
 `reads` is the declaration the ablation grid (which axes to expand), `adapttoken list` and the warning for
-an ignored setting come from; tests/selectors/test_contract.py checks every registered selector.
+an ignored setting come from; tests/selectors/test_selector_contract.py checks every registered selector.
 """
 
 from __future__ import annotations
