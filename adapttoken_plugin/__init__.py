@@ -28,7 +28,7 @@ from .errors import (
 )
 from .registry import ADAPTERS, SELECTORS
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 _LAZY = {
     "enable": "binding",

@@ -64,6 +64,8 @@ def allocate_budget(budget: int, entropies: Sequence[float], capacities: Sequenc
     return allocate_by_weights(budget, [-h / tau for h in entropies], capacities, priority=[-h for h in entropies])
 
 
-def allocate_equally(budget: int, capacities: Sequence[int]) -> list[int]:
-    """Equal split (the attention-topk baseline), with the same caps and rounding."""
-    return allocate_by_weights(budget, [0.0] * len(capacities), capacities)
+def allocate_equally(budget: int, capacities: Sequence[int], priority: Sequence[float] | None = None) -> list[int]:
+    """Equal split (the attention-topk baseline), with the same caps and rounding; the tokens left after the
+    equal floor go to the groups of highest `priority` (attention-topk: the score of each group's next
+    candidate), then the lower index."""
+    return allocate_by_weights(budget, [0.0] * len(capacities), capacities, priority)

@@ -23,6 +23,7 @@ from .config import AdaptTokenConfig
 from .distributed import attach_native, check_ranks_agree
 from .errors import AdaptTokenError, UnsupportedInputError
 from .stage import Query, Stage
+from .video.identity import video_key_of_tensor
 
 _WRAPPED = ("generate", "forward")
 
@@ -95,8 +96,9 @@ def _select(model: Any, kwargs: dict[str, Any]) -> tuple[dict[str, Any], torch.T
     state.stage.check_options(option_ids)
     original_ids = kwargs.get("input_ids")
     prompt, layout, pixels = state.adapter.split_inputs(kwargs)
+    key = video_key_of_tensor(pixels) if state.stage.needs_video_key else None
     result = state.stage.run(Query(prompt, layout, lambda units: state.adapter.unit_pixels(pixels, layout, units),
-                                   option_ids))
+                                   option_ids, key))
     model.__dict__["adapttoken_trace"] = result.trace
     kwargs.update(state.adapter.model_inputs(prompt, layout, result.token_ids, result.features))
     return kwargs, original_ids

@@ -101,7 +101,8 @@ class AdaptTokenConfig:
         "auto", "storage", "how the streaming pipeline reads frames: `memory` (decode the sampled frames once "
         "into RAM), `disk` (the same into a temporary memory-mapped file), `off` (decode each group's frames on "
         "demand) or `auto` (`memory` up to 2 GiB of frames, else `disk`)", pipeline_only=True)
-    seed: int = setting(0, "selection", "seed of the `random` selector")
+    seed: int = setting(0, "selection", "seed of the `random` selector; each question's draw mixes it with the "
+                        "question's tokens and the video's content, so draws differ per question and repeat exactly")
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):

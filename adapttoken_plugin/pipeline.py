@@ -34,7 +34,7 @@ from .errors import UnsupportedInputError
 from .layout import GroupEvidence, VideoLayout
 from .stage import Query, Stage, StageResult
 from .trace import Trace
-from .video import FrameReader, VideoInfo, sample_frame_indices
+from .video import FrameReader, VideoInfo, sample_frame_indices, video_key_of_file
 
 OPTION_INSTRUCTION = "Answer with the option's letter from the given choices directly."
 
@@ -305,7 +305,8 @@ class Pipeline:
         self.stage.check_options(option_ids)  # before the video is decoded
         with self.open_video(video) as session:
             prompt = self.prompt_parts(format_question(question, options), session)
-            result = self.stage.run(Query(prompt, session.layout, session.pixels_for, option_ids), on_group)
+            key = video_key_of_file(video) if self.stage.needs_video_key else None
+            result = self.stage.run(Query(prompt, session.layout, session.pixels_for, option_ids, key), on_group)
         result.trace.add_seconds("decode", session.setup_seconds)
         result.trace.frame_cache = session.frame_cache
         result.trace.frame_size = list(session.frame_size)

@@ -15,6 +15,8 @@ integration and the ablation (which keeps evidence and calls `collect_evidence` 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import math
 import time
 import warnings
@@ -64,12 +66,25 @@ class Query:
         layout: the video's token layout.
         pixels_for: `pixels_for(units)` -> encoder inputs of some frame units ((U,) ascending unit ids).
         option_ids: token ids of the option letters (A, B, ...), or None for an open question.
+        video_key: what identifies the video's content (`video_key_of_file` for a file; a hash of the pixel
+            tensor in memory); with the question's token ids it makes the per-question draw of selectors
+            that read `seed` (`random`). None: the question and the layout only.
     """
 
     prompt: PromptParts
     layout: VideoLayout
     pixels_for: PixelsFor
     option_ids: Sequence[int] | None = None
+    video_key: str | None = None
+
+    def seed(self, base: int) -> int:
+        """A reproducible seed for this question about this video: `base` mixed with the video key, the prompt's
+        token ids and the layout (so one `seed` setting draws differently, and reproducibly, per question)."""
+        digest = hashlib.sha256(json.dumps([
+            base, self.video_key, _prompt_ids(self.prompt).tolist(), self.layout.num_units, self.layout.grid_h,
+            self.layout.grid_w, list(self.layout.frame_indices or []),
+        ]).encode()).digest()
+        return int.from_bytes(digest[:8], "little") >> 1  # a non-negative 63-bit seed
 
 
 @dataclass
@@ -109,6 +124,18 @@ class Stage:
         if warn:
             warn_ignored_settings(config)
 
+    @property
+    def needs_video_key(self) -> bool:
+        """Whether the selector draws per question (it reads `seed`): callers compute `Query.video_key` then."""
+        return "seed" in self.selector.reads
+
+    def selector_for(self, query: Query) -> Selector:
+        """The selector deciding for `query`: the stage's own, or, for a selector that reads `seed`, one whose
+        seed is `config.seed` mixed with the question and the video (`Query.seed`)."""
+        if not self.needs_video_key:
+            return self.selector
+        return type(self.selector)(self.config.replace(seed=query.seed(self.config.seed)))
+
     def check_options(self, option_ids: Sequence[int] | None) -> None:
         """Raise OptionsRequiredError when the configured entropy needs answer options and there are none
         (callers may check before any expensive work; every run checks again)."""
@@ -144,6 +171,7 @@ class Stage:
                           layout.num_units, layout.tokens_per_unit, list(query.option_ids or []))
         if not self.selector.needs_group_pass:
             return Evidence(groups, groups, trace)
+        selector = self.selector_for(query)
         visited: list[GroupEvidence] = []
         for group in groups:
             self._group_pass(query, group)
@@ -152,7 +180,7 @@ class Stage:
             visited.append(group)
             if on_group is not None:
                 on_group(group, len(groups))
-            if self.selector.should_stop(visited, len(groups)):
+            if selector.should_stop(visited, len(groups)):
                 break
         return Evidence(groups, visited, trace)
 
@@ -180,7 +208,7 @@ class Stage:
     def finish(self, query: Query, evidence: Evidence) -> StageResult:
         """Select from the evidence's visited groups and gather the kept tokens' features; the evidence is
         not modified (it may serve other budgets)."""
-        config, layout, selector = self.config, query.layout, self.selector
+        config, layout, selector = self.config, query.layout, self.selector_for(query)
         trace = dataclasses.replace(evidence.trace, selector=config.selector, config=config.to_dict(), groups=[],
                                     seconds=dict(evidence.trace.seconds))
         visited = evidence.visited
@@ -189,7 +217,9 @@ class Stage:
         trace.add_seconds("allocation", time.perf_counter() - start)
         kept = selection.kept_token_ids
         check_ranks_agree(self.model, "the selection (kept tokens)", kept, list(selection.group_budgets or []))
-        features = self._kept_features(query, visited, kept, trace)
+        # every group's stored candidates, not only the visited ones': evidence collected over all groups (the
+        # ablation's) may already hold the features of tokens a selector takes from groups it did not visit
+        features = self._kept_features(query, evidence.groups, kept, trace)
 
         budgets = dict(zip((g.group_id for g in visited), selection.group_budgets or []))
         visited_ids = {g.group_id for g in visited}
@@ -238,19 +268,30 @@ class Stage:
             check_ranks_agree(model, f"group {group.group_id}'s pass (visual features, entropy, scores)",
                               features.float().sum(0), group.entropy, group.scores, group.candidate_ids)
 
-    def _kept_features(self, query: Query, visited: list[GroupEvidence], kept: torch.Tensor,
+    def _kept_features(self, query: Query, groups: list[GroupEvidence], kept: torch.Tensor,
                        trace: Trace) -> torch.Tensor:
         """Features (K, D) of the kept tokens, in kept order: from the candidate store where the group
-        passes left them, else encoded now, a group's worth of units at a time."""
+        passes left them; the others (no group pass, or tokens of groups never passed) encoded now."""
+        stored = [g for g in groups if g.candidate_ids is not None]
+        if not stored:
+            return self._encode_tokens(query, kept, trace)
+        ids = torch.cat([g.candidate_ids for g in stored])
+        feats = torch.cat([g.candidate_features.to(stored[0].candidate_features.device) for g in stored])
+        order = torch.argsort(ids)
+        ids = ids[order]
+        position = torch.searchsorted(ids, kept).clamp(max=max(len(ids) - 1, 0))
+        found = ids[position] == kept if len(ids) else torch.zeros(len(kept), dtype=torch.bool)
+        if bool(found.all()):
+            return feats[order[position].to(feats.device)]
+        encoded = self._encode_tokens(query, kept[~found], trace).to(feats.device, feats.dtype)
+        out = feats.new_empty((len(kept), feats.shape[1]))
+        out[found.to(feats.device)] = feats[order[position[found]].to(feats.device)]
+        out[(~found).to(feats.device)] = encoded
+        return out
+
+    def _encode_tokens(self, query: Query, kept: torch.Tensor, trace: Trace) -> torch.Tensor:
+        """Features (K, D) of the tokens `kept` (ascending), encoded now, a group's worth of units at a time."""
         layout = query.layout
-        stored = [g for g in visited if g.candidate_ids is not None]
-        if stored:
-            ids = torch.cat([g.candidate_ids for g in stored])
-            feats = torch.cat([g.candidate_features.to(stored[0].candidate_features.device) for g in stored])
-            order = torch.argsort(ids)
-            ids, position = ids[order], torch.searchsorted(ids[order], kept)
-            if len(kept) == 0 or (position < len(ids)).all() and (ids[position.clamp(max=len(ids) - 1)] == kept).all():
-                return feats[order[position].to(feats.device)]
         units = torch.unique(layout.unit_of(kept))
         parts = []
         for chunk in torch.split(units, self.units_per_group):

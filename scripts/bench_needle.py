@@ -31,6 +31,7 @@ from adapttoken_plugin.needle import VIDEO_FPS, NeedleQuestion, question_set, wr
 from adapttoken_plugin.pipeline import Pipeline, format_question
 from adapttoken_plugin.selectors.base import Selector
 from adapttoken_plugin.stage import Query, Stage
+from adapttoken_plugin.video import video_key_of_file
 
 SELECTORS_RUN = ("full", "uniform", "random", "attention-topk", "adapttoken", "adapttoken-lite", "oracle")
 
@@ -71,7 +72,7 @@ def run_question(model, processor, q: NeedleQuestion, video: Path, fractions, se
         layout = session.layout
         total = layout.num_tokens
         budgets = {f: max(1, total // f) for f in fractions}
-        query = Query(prompt, layout, session.pixels_for)
+        query = Query(prompt, layout, session.pixels_for, video_key=video_key_of_file(video))
         evidence = Stage(model, pipe.adapter, base.replace(budget=max(budgets.values()))).collect_evidence(query)
         needle_frames = set(q.needle_frames)
         needle_units = sorted({i // layout.frames_per_unit for i, f in enumerate(layout.frame_indices)

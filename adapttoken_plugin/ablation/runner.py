@@ -28,6 +28,7 @@ from ..config import EVIDENCE_PHASES, AdaptTokenConfig, settings_in
 from ..layout import VideoLayout
 from ..pipeline import Pipeline, VideoPlan, VideoSession, format_question
 from ..stage import Evidence, IgnoredSettingWarning, Query, Stage
+from ..video import video_key_of_file
 from .datasets import Item
 from .evidence_cache import CachedEvidence, EvidenceCache, candidates_needed, file_sha256, model_identity
 from .grid import AXES, Grid, RunSpec, expand_grid, resolve_budget
@@ -164,7 +165,7 @@ class Sweep:
                     layout, setup, status = session.layout, session.setup_seconds, "-"
                 cfg = spec.config(config, layout.num_tokens)
                 stage = Stage(self.model, pipe.adapter, cfg, warn=False)  # the grid gives each selector its own axes
-                query = Query(prompt, layout, video.pixels_for, option_ids)
+                query = Query(prompt, layout, video.pixels_for, option_ids, video_key_of_file(item.video))
                 if spec.needs_group_pass:
                     evidence_now = stage.replay(Evidence(cached.groups, cached.groups, stage.empty_trace(layout)))
                     passes = sum(sum(g.seconds.values()) for g in evidence_now.visited)

@@ -5,9 +5,10 @@ Groups are visited in order (each spans the whole video); after the first group 
 groups seen only.
 """
 
-from ..layout import GroupEvidence
+from ..layout import GroupEvidence, Selection, VideoLayout
 from ..registry import SELECTORS
 from .adapttoken import AdaptTokenSelector
+from .base import top_up
 
 
 @SELECTORS.register(
@@ -16,7 +17,13 @@ from .adapttoken import AdaptTokenSelector
 )
 class AdaptTokenLiteSelector(AdaptTokenSelector):
     reads = (*AdaptTokenSelector.reads, "theta", "min_groups")
-    exact_budget = False  # stopped early, it keeps at most the visited groups' tokens
+
+    def select(self, layout: VideoLayout, groups: list[GroupEvidence]) -> Selection:
+        """AdaptToken over the visited groups; when they hold fewer tokens than the budget (an early stop on
+        a long video), the rest of the budget goes to evenly spaced tokens of the unvisited groups, encoded
+        for the final pass without a group pass (their features are not in the candidate store)."""
+        selection = super().select(layout, groups)
+        return Selection(top_up(selection.kept_token_ids, layout, self.config.budget), selection.group_budgets)
 
     def should_stop(self, seen: list[GroupEvidence], num_groups: int) -> bool:
         return len(seen) >= self.config.min_groups and seen[-1].entropy <= self.config.theta

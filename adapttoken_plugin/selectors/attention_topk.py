@@ -1,4 +1,10 @@
-"""`attention-topk`: equal budget per group, top tokens by cross-modal attention (FlexSelect-style)."""
+"""`attention-topk`: equal budget per group, top tokens by cross-modal attention (FlexSelect-style).
+
+When the budget does not split evenly, the tokens left after the equal floor go to the groups whose next
+candidate scores highest (so 4 tokens over 16 groups are the 4 best groups' best tokens, not groups 0-3's).
+"""
+
+import torch
 
 from ..allocation import allocate_equally
 from ..layout import GroupEvidence, Selection, VideoLayout
@@ -14,5 +20,11 @@ class AttentionTopKSelector(Selector):
     reads = ("budget",)
 
     def select(self, layout: VideoLayout, groups: list[GroupEvidence]) -> Selection:
-        budgets = allocate_equally(self.config.budget, [g.num_tokens for g in groups])
+        capacities = [g.num_tokens for g in groups]
+        # the tokens the equal floor leaves go to the groups whose next candidate scores highest (not to the
+        # lowest group ids: with fewer tokens than groups that would keep the first groups only)
+        floor = self.config.budget // max(1, len(groups))
+        priority = [float(torch.sort(g.scores.float(), descending=True).values[floor]) if floor < g.num_tokens
+                    else float("-inf") for g in groups]
+        budgets = allocate_equally(self.config.budget, capacities, priority)
         return Selection(sorted_ids([top_by_score(g, b) for g, b in zip(groups, budgets)]), budgets)

@@ -79,6 +79,26 @@ def top_by_score(group: GroupEvidence, count: int) -> torch.Tensor:
     return group.candidate_ids[:count]
 
 
+def evenly_spaced(ids: torch.Tensor, count: int) -> torch.Tensor:
+    """`count` entries of the ascending (N,) `ids` at the centres of `count` equal segments (all of them when
+    count >= N): even coverage of whatever the ids span."""
+    if count >= len(ids):
+        return ids
+    return ids[((torch.arange(count) + 0.5) * len(ids) / count).long()]
+
+
+def top_up(kept: torch.Tensor, layout: VideoLayout, budget: int) -> torch.Tensor:
+    """`kept` (ascending ids) plus evenly spaced tokens of the rest of the video, up to min(budget, all tokens):
+    a selector that found fewer tokens than its budget still reaches the final pass with the same count as
+    the others (comparisons at "the same budget" mean the same number of tokens)."""
+    short = min(budget, layout.num_tokens) - len(kept)
+    if short <= 0:
+        return kept
+    rest = torch.arange(layout.num_tokens)
+    rest = rest[~torch.isin(rest, kept)]
+    return torch.sort(torch.cat([kept, evenly_spaced(rest, short)])).values
+
+
 def sorted_ids(parts: list[torch.Tensor]) -> torch.Tensor:
     """Concatenate token-id tensors and sort them (temporal, then raster order)."""
     if not parts:

@@ -1,4 +1,9 @@
-"""`random`: a seeded uniform sample of `budget` tokens from the whole video."""
+"""`random`: a seeded uniform sample of `budget` tokens from the whole video.
+
+The stage gives each question its own seed (`Stage.selector_for`: the `seed` setting mixed with the question's
+token ids and the video's content key), so two videos of the same length get different subsets while a rerun
+of the same question draws the same one.
+"""
 
 import torch
 

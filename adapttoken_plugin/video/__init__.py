@@ -15,12 +15,15 @@ Modules:
     pyav_backend    PyAVBackend: forward decoding with keyframe seeks, the frame-count probe
     decord_backend  DecordBackend: decord, its count checked by PyAV, PyAV taking over on failure
     writer          write_video (test clips, needle videos)
+    identity        video_key_of_file / video_key_of_tensor (per-question random draws)
 """
 
 from __future__ import annotations
 
+from .identity import video_key_of_file, video_key_of_tensor
 from .reader import BACKENDS, FrameReader
 from .sampling import VideoInfo, sample_frame_indices
 from .writer import write_video
 
-__all__ = ["BACKENDS", "FrameReader", "VideoInfo", "sample_frame_indices", "write_video"]
+__all__ = ["BACKENDS", "FrameReader", "VideoInfo", "sample_frame_indices", "video_key_of_file", "video_key_of_tensor",
+           "write_video"]

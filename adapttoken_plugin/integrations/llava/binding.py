@@ -20,6 +20,7 @@ from ... import instance_attributes
 from ...config import POSITIONS_1D, AdaptTokenConfig
 from ...errors import AdaptTokenError, ConfigError, UnsupportedInputError
 from ...stage import Query, Stage
+from ...video.identity import video_key_of_tensor
 from .adapter import LlavaCodebaseAdapter
 from .structure import check_llava_model, language_model_generate, package_of
 
@@ -161,8 +162,9 @@ def _generate(model: Any, original: Any, *args: Any, **kwargs: Any) -> Any:
     if not state.layout_checked:
         adapter.check_against_fork(prompt, frames)
         state.layout_checked = True
+    key = video_key_of_tensor(frames) if state.stage.needs_video_key else None
     result = state.stage.run(Query(prompt, layout, lambda units: adapter.unit_pixels(frames, layout, units),
-                                   option_ids))
+                                   option_ids, key))
     model.__dict__["adapttoken_trace"] = result.trace
     final = adapter.model_inputs(prompt, layout, result.token_ids, result.features)
     embeds = final["inputs_embeds"]
