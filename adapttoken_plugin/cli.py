@@ -14,6 +14,7 @@ from typing import Any
 
 from .config import AdaptTokenConfig
 from .errors import AdaptTokenError
+from .loading import load_model  # also importable as cli.load_model, as before
 from .registry import ADAPTERS, SELECTORS
 
 _CONFIG_FIELDS = [f for f in dataclasses.fields(AdaptTokenConfig) if f.name != "extra"]
@@ -106,16 +107,6 @@ def _list() -> int:
         meta = ADAPTERS.meta(name)
         print(f"  {name}: {', '.join(meta.get('model_classes', ()))}  ({meta.get('summary', '')})")
     return 0
-
-
-def load_model(path: str, device: str, dtype: str) -> tuple[Any, Any]:
-    """A checkpoint's unmodified transformers model (eval mode, on `device`, `dtype` or auto) and processor."""
-    import torch
-    from transformers import AutoModelForImageTextToText, AutoProcessor
-
-    torch_dtype = "auto" if dtype == "auto" else getattr(torch, dtype)
-    model = AutoModelForImageTextToText.from_pretrained(path, dtype=torch_dtype).to(device).eval()
-    return model, AutoProcessor.from_pretrained(path)
 
 
 def _answer(args: argparse.Namespace, config: AdaptTokenConfig) -> int:
