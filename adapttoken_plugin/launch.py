@@ -25,7 +25,12 @@ import sys
 from collections.abc import Sequence
 from datetime import timedelta
 
-from .distributed import DEFAULT_TIMEOUT, lmms_eval_sees_one_process
+from .distributed import DEFAULT_TIMEOUT
+from .integrations.lmms_eval.tensor_parallel import (  # noqa: F401 (lmms_eval_*: old import path)
+    lmms_eval_args_for_rank,
+    lmms_eval_sees_one_process,
+    run_lmms_eval,
+)
 
 COMMANDS = ("answer", "lmms-eval")
 
@@ -86,37 +91,6 @@ def init_rank(tp: int, timeout: timedelta = DEFAULT_TIMEOUT) -> None:
     deepspeed.init_distributed(dist_backend="nccl" if cuda else "gloo", timeout=timeout, verbose=False)
 
 
-def lmms_eval_args_for_rank(args: Sequence[str], rank: int) -> list[str]:
-    """lmms-eval's arguments for one rank: rank 0 keeps them; the others drop `--output_path` and
-    `--log_samples`, so only rank 0 writes results (every rank computes them, each from all documents)."""
-    if rank == 0:
-        return list(args)
-    kept, skip = [], False
-    for arg in args:
-        if skip:
-            skip = False
-            continue
-        if arg == "--output_path":
-            skip = True
-        elif arg != "--log_samples" and not arg.startswith("--output_path="):
-            kept.append(arg)
-    return kept
-
-
-def _run_lmms_eval(args: Sequence[str]) -> int:
-    import torch.distributed as dist
-    from lmms_eval.__main__ import cli_evaluate
-
-    saved_argv = sys.argv
-    sys.argv = ["lmms-eval", *lmms_eval_args_for_rank(args, dist.get_rank())]
-    try:
-        with lmms_eval_sees_one_process():
-            cli_evaluate()
-    finally:
-        sys.argv = saved_argv
-    return 0
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
@@ -125,7 +99,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     timeout = timedelta(seconds=args.timeout)
     init_rank(args.tp, timeout)
     if args.command == "lmms-eval":
-        return _run_lmms_eval(args.args)
+        return run_lmms_eval(args.args)
     from .cli import main as cli_main
 
     return cli_main(["answer", "--tp", str(args.tp), "--rank-timeout", str(args.timeout), *args.args])

@@ -10,7 +10,6 @@ import sys
 from pathlib import Path
 
 from adapttoken_plugin.cli import main
-from adapttoken_plugin.launch import lmms_eval_args_for_rank
 from adapttoken_plugin.needle import make_question, write_video_file
 from adapttoken_plugin.toy import NEEDLE_MODEL_DIR
 
@@ -39,9 +38,3 @@ def test_answer_on_two_ranks_equals_one_process(tmp_path, capsys):
     assert len(answer_line) == 1
     assert [line for line in done.stdout.splitlines() if line.startswith("answer:")] == answer_line  # rank 0 only
 
-
-def test_only_rank_0_keeps_lmms_eval_outputs():
-    args = ["--model", "m", "--output_path", "out/", "--log_samples", "--tasks", "videomme"]
-    assert lmms_eval_args_for_rank(args, 0) == args
-    assert lmms_eval_args_for_rank(args, 1) == ["--model", "m", "--tasks", "videomme"]
-    assert lmms_eval_args_for_rank(["--output_path=out/", "--limit", "2"], 3) == ["--limit", "2"]
