@@ -25,8 +25,8 @@ import sys
 from collections.abc import Sequence
 from datetime import timedelta
 
-from .distributed import DEFAULT_TIMEOUT
-from .integrations.lmms_eval.tensor_parallel import (  # noqa: F401 (lmms_eval_*: old import path)
+from ..distributed import DEFAULT_TIMEOUT
+from ..integrations.lmms_eval.tensor_parallel import (  # noqa: F401 (lmms_eval_*: old import path)
     lmms_eval_args_for_rank,
     lmms_eval_sees_one_process,
     run_lmms_eval,
@@ -74,7 +74,7 @@ def init_rank(tp: int, timeout: timedelta = DEFAULT_TIMEOUT) -> None:
     """Join the process group of `tp` ranks (one per GPU: `cuda:LOCAL_RANK`; gloo on CPU)."""
     import torch
 
-    from .errors import ConfigError
+    from ..errors import ConfigError
 
     init_rank_environment()
     world = int(os.environ["WORLD_SIZE"])
@@ -100,7 +100,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     init_rank(args.tp, timeout)
     if args.command == "lmms-eval":
         return run_lmms_eval(args.args)
-    from .cli import main as cli_main
+    from ..cli import main as cli_main
 
     return cli_main(["answer", "--tp", str(args.tp), "--rank-timeout", str(args.timeout), *args.args])
 
