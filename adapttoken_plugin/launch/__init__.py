@@ -1,12 +1,14 @@
-"""Start N tensor-parallel ranks on one machine and run an adapttoken command on each.
+"""Start N tensor-parallel ranks on one machine, and join one of them: the library the CLI's `--tp N`
+commands run on (the CLI imports this package, never the reverse).
 
-    python -m adapttoken_plugin.launch --tp 2 answer --model PATH --video FILE --question ...
-    python -m adapttoken_plugin.launch --tp 2 lmms-eval --model ... --tasks ... --output_path out/
-    adapttoken answer --tp 2 ...                 # the same as the first line
+    adapttoken answer --tp 2 --model PATH --video FILE --question ...
+    adapttoken lmms-eval --tp 2 --model ... --tasks ... --output_path out/
+    python -m adapttoken_plugin.launch --tp 2 answer|lmms-eval ...   # the older spelling, still accepted
 
-Run outside a launcher, it re-executes itself under `torchrun --standalone --nproc_per_node N`; run
-under `torchrun` or `deepspeed` already, it is one rank. Each rank then sets what DeepSpeed and
-torch.distributed need and were not given (`init_rank_environment`) and joins the process group:
+Run outside a launcher, a command re-executes itself under `torchrun --standalone --nproc_per_node N`
+(`relaunch`, which starts the CLI module by name); run under `torchrun` or `deepspeed` already (`in_rank`),
+it is one rank. Each rank then sets what DeepSpeed and torch.distributed need and were not given
+(`init_rank_environment`) and joins the process group (`init_rank`):
 
 - `LOCAL_SIZE` = the ranks on this machine: DeepSpeed's CPU shared-memory all-reduce uses it to know that
   every rank is local; without it the kernel is used uninitialised and crashes every rank (SIGSEGV).
@@ -18,7 +20,6 @@ torch.distributed need and were not given (`init_rank_environment`) and joins th
 
 from __future__ import annotations
 
-import argparse
 import os
 import subprocess
 import sys
@@ -26,25 +27,13 @@ from collections.abc import Sequence
 from datetime import timedelta
 
 from ..distributed import DEFAULT_TIMEOUT
-from ..integrations.lmms_eval.tensor_parallel import (  # noqa: F401 (lmms_eval_*: old import path)
+from ..integrations.lmms_eval.tensor_parallel import (  # noqa: F401 (their import path before they moved)
     lmms_eval_args_for_rank,
     lmms_eval_sees_one_process,
-    run_lmms_eval,
 )
 
-COMMANDS = ("answer", "lmms-eval")
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m adapttoken_plugin.launch",
-                                     description="run an adapttoken command on N tensor-parallel ranks")
-    parser.add_argument("--tp", type=int, required=True, help="ranks (processes, one GPU each) to split the "
-                        "language model over")
-    parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT.total_seconds(),
-                        help="seconds a rank waits for the others at a collective before failing")
-    parser.add_argument("command", choices=COMMANDS)
-    parser.add_argument("args", nargs=argparse.REMAINDER, help="the command's own arguments")
-    return parser
+#: the module each rank runs: named, not imported, so that the launcher does not depend on the CLI
+RANK_ENTRY = "adapttoken_plugin.cli"
 
 
 def in_rank() -> bool:
@@ -53,11 +42,12 @@ def in_rank() -> bool:
 
 
 def relaunch(tp: int, argv: Sequence[str]) -> int:
-    """Run `python -m adapttoken_plugin.launch ARGV` as `tp` ranks under torchrun; returns its exit code."""
+    """Run the CLI command `argv` (`adapttoken ARGV`, e.g. `answer --tp 2 ...`) as `tp` ranks under
+    torchrun, each running it again (then `in_rank()`); returns torchrun's exit code."""
     env = dict(os.environ)
     env.setdefault("LOCAL_SIZE", str(tp))
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={tp}",
-           "-m", "adapttoken_plugin.launch", *argv]
+           "-m", RANK_ENTRY, *argv]
     return subprocess.run(cmd, env=env, check=False).returncode
 
 
@@ -89,21 +79,3 @@ def init_rank(tp: int, timeout: timedelta = DEFAULT_TIMEOUT) -> None:
     if cuda:
         torch.cuda.set_device(int(os.environ["LOCAL_RANK"]))
     deepspeed.init_distributed(dist_backend="nccl" if cuda else "gloo", timeout=timeout, verbose=False)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    args = build_parser().parse_args(argv)
-    if not in_rank():
-        return relaunch(args.tp, argv)
-    timeout = timedelta(seconds=args.timeout)
-    init_rank(args.tp, timeout)
-    if args.command == "lmms-eval":
-        return run_lmms_eval(args.args)
-    from ..cli import main as cli_main
-
-    return cli_main(["answer", "--tp", str(args.tp), "--rank-timeout", str(args.timeout), *args.args])
-
-
-if __name__ == "__main__":
-    sys.exit(main())
