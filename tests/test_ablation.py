@@ -308,13 +308,8 @@ def test_cache_writes_are_atomic_and_unreadable_entries_are_rebuilt(trained, ite
 @pytest.mark.parametrize("name", ["qwen3_vl", "internvl"])
 def test_families_with_per_frame_prompt_text_sweep_from_the_cache_as_fresh_runs(name, tmp_path):
     """Qwen3-VL (timestamps) and InternVL (frame labels) build their prompt from the opened video."""
-    import sys
-    from pathlib import Path
-
-    sys.path.insert(0, str(Path(__file__).parent / "adapters"))
-    from families import FAMILIES
-
     from adapttoken_plugin.video import write_video
+    from fixtures.families import FAMILIES
 
     family = FAMILIES[name]
     model, processor = family.model(), family.build_processor()
