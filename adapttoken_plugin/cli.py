@@ -1,7 +1,12 @@
-"""Command line: `adapttoken answer`, `adapttoken demo`, `adapttoken list`, `adapttoken ablate`.
+"""Command line: `adapttoken answer`, `adapttoken demo`, `adapttoken list`, `adapttoken ablate`,
+`adapttoken lmms-eval`.
 
 Every `AdaptTokenConfig` field is a flag of `answer` and `demo` (`--budget 4096`, `--selector
 adapttoken-lite`, ...), parsed by `AdaptTokenConfig.from_dict`, so the CLI cannot drift from the config.
+
+`answer --tp N` and `lmms-eval --tp N` run on N tensor-parallel ranks: started outside a distributed
+launcher, the command starts torchrun with N copies of itself (`launch.relaunch`); each copy, a rank,
+joins the process group (`launch.init_rank`) and runs the command with its slice of the language model.
 """
 
 from __future__ import annotations
@@ -13,9 +18,13 @@ from typing import Any
 
 from .config import AdaptTokenConfig, setting_fields
 from .errors import AdaptTokenError
+from .loading import load_model  # also importable as cli.load_model, as before
 from .registry import ADAPTERS, SELECTORS
 
 _CONFIG_FIELDS = setting_fields()
+#: default seconds a tensor-parallel rank waits for the others (distributed.DEFAULT_TIMEOUT; not imported
+#: from there, since that imports torch and `adapttoken --help` should not)
+RANK_TIMEOUT = 600.0
 
 
 def _add_config_flags(parser: argparse.ArgumentParser) -> None:
@@ -44,9 +53,10 @@ def build_parser() -> argparse.ArgumentParser:
     answer.add_argument("--device", default="cpu", help="torch device of the model (default: cpu)")
     answer.add_argument("--dtype", default="auto", help="model dtype: auto, float32, bfloat16, float16")
     answer.add_argument("--tp", type=int, default=1, help="split the language model over this many ranks (DeepSpeed "
-                        "tensor parallelism, one GPU each; started under torchrun by adapttoken_plugin.launch)")
-    answer.add_argument("--rank-timeout", type=float, default=600.0,
-                        help="with --tp: seconds a rank waits for the others before failing")
+                        "tensor parallelism, one GPU each; the command starts them under torchrun)")
+    answer.add_argument("--rank-timeout", type=float, default=RANK_TIMEOUT,
+                        help=f"with --tp: seconds a rank waits for the others before failing "
+                        f"(default: {RANK_TIMEOUT:g})")
     _add_common(answer)
 
     demo = sub.add_parser("demo", help="answer a needle question about a generated 1,024-frame video with the "
@@ -60,7 +70,44 @@ def build_parser() -> argparse.ArgumentParser:
                          "tables as Markdown (the copies in README.md and docs/config.md)")
     sub.add_parser("ablate", help="ablation sweep over a dataset (`adapttoken ablate --help`; same as "
                    "scripts/ablate.py)", add_help=False)
+    sub.add_parser("lmms-eval", help="lmms-eval with an adapttoken_* model split over N tensor-parallel ranks "
+                   "(`adapttoken lmms-eval --tp N LMMS_EVAL_ARGS...`; see `adapttoken lmms-eval --help`)",
+                   add_help=False)
     return parser
+
+
+def build_lmms_eval_parser() -> argparse.ArgumentParser:
+    """`adapttoken lmms-eval`'s own options; every other argument is lmms-eval's (read by `parse_known_args`)."""
+    parser = argparse.ArgumentParser(
+        prog="adapttoken lmms-eval", usage="%(prog)s --tp N [--rank-timeout S] [--] LMMS_EVAL_ARGS...",
+        # no abbreviations: lmms-eval's own options must never be taken for a prefix of ours
+        allow_abbrev=False,
+        description="Run lmms-eval's own command line on N tensor-parallel ranks: every rank answers every "
+        "document with its slice of an adapttoken_* model's language model (DeepSpeed inference), and rank 0 "
+        "alone writes --output_path and --log_samples. Started outside a launcher, it starts the ranks under "
+        "torchrun.",
+        epilog="example: adapttoken lmms-eval --tp 2 --model adapttoken_qwen2_5_vl --model_args pretrained=PATH "
+        "--tasks videomme --output_path runs/eval")
+    parser.add_argument("--tp", type=int, required=True, metavar="N",
+                        help="ranks (processes, one GPU each) to split the language model over; at least 2")
+    parser.add_argument("--rank-timeout", type=float, default=RANK_TIMEOUT, metavar="S",
+                        help=f"seconds a rank waits for the others before failing (default: {RANK_TIMEOUT:g})")
+    return parser
+
+
+def lmms_eval_command(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
+    """`adapttoken lmms-eval ARGV` split into its own options and lmms-eval's arguments (in their order).
+
+    Not `nargs=REMAINDER`: argparse only starts a remainder at a positional, and lmms-eval's arguments
+    start with an option (`--model ...`), which it would then refuse as unrecognised.
+    """
+    parser = build_lmms_eval_parser()
+    args, rest = parser.parse_known_args(argv)
+    if rest[:1] == ["--"]:
+        rest = rest[1:]
+    if args.tp < 2:
+        parser.error(f"--tp {args.tp}: at least 2 ranks (one process needs no launcher: run `lmms-eval ...`)")
+    return args, rest
 
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
@@ -78,6 +125,8 @@ def main(argv: list[str] | None = None) -> int:
         from .ablation.command import main as ablate
 
         return ablate(argv[1:])
+    if argv[:1] == ["lmms-eval"]:  # its own parser: the other arguments are lmms-eval's
+        return _lmms_eval(argv)
     args = build_parser().parse_args(argv)
     try:
         if args.command == "list":
@@ -86,14 +135,31 @@ def main(argv: list[str] | None = None) -> int:
             from .launch import in_rank, relaunch
 
             if not in_rank():  # start the ranks; each runs this command again
-                rest = argv[argv.index("answer") + 1:]
-                return relaunch(args.tp, ["--tp", str(args.tp), "--timeout", str(args.rank_timeout), "answer", *rest])
+                return relaunch(args.tp, argv)
         config = _config_from_args(args)
         if args.command == "demo":
             return _demo(args, config)
         return _answer(args, config)
     except AdaptTokenError as error:
         print(f"adapttoken: error: {error}", file=sys.stderr)
+        return 2
+
+
+def _lmms_eval(argv: list[str]) -> int:
+    args, lmms_eval_args = lmms_eval_command(argv[1:])
+    from .launch import in_rank, init_rank, relaunch
+
+    if not in_rank():  # start the ranks; each runs this command again
+        return relaunch(args.tp, argv)
+    from datetime import timedelta
+
+    from .integrations.lmms_eval.tensor_parallel import run_lmms_eval
+
+    try:
+        init_rank(args.tp, timedelta(seconds=args.rank_timeout))
+        return run_lmms_eval(lmms_eval_args)
+    except AdaptTokenError as error:
+        print(f"adapttoken lmms-eval: error: {error}", file=sys.stderr)
         return 2
 
 
@@ -117,16 +183,6 @@ def _list(markdown: bool = False) -> int:
         meta = ADAPTERS.meta(name)
         print(f"  {name}: {', '.join(meta.get('model_classes', ()))}  ({meta.get('summary', '')})")
     return 0
-
-
-def load_model(path: str, device: str, dtype: str) -> tuple[Any, Any]:
-    """A checkpoint's unmodified transformers model (eval mode, on `device`, `dtype` or auto) and processor."""
-    import torch
-    from transformers import AutoModelForImageTextToText, AutoProcessor
-
-    torch_dtype = "auto" if dtype == "auto" else getattr(torch, dtype)
-    model = AutoModelForImageTextToText.from_pretrained(path, dtype=torch_dtype).to(device).eval()
-    return model, AutoProcessor.from_pretrained(path)
 
 
 def _answer(args: argparse.Namespace, config: AdaptTokenConfig) -> int:

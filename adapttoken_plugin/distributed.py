@@ -18,9 +18,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -131,32 +128,15 @@ def check_ranks_agree(model: Any, what: str, *values: Any) -> None:
         )
 
 
-# inside lmms_eval_sees_one_process (state of this module: `launch` runs as __main__, a second copy of itself)
-_tensor_parallel_lmms_eval = False
+# moved to integrations/lmms_eval/tensor_parallel.py (they undo lmms-eval's document sharding); the old
+# import path still works, resolved on use so that importing this module does not load the integration
+_MOVED_TO_LMMS_EVAL = ("tensor_parallel_lmms_eval", "lmms_eval_sees_one_process")
 
 
-def tensor_parallel_lmms_eval() -> bool:
-    """Whether lmms-eval runs inside `lmms_eval_sees_one_process` (the launcher's `lmms-eval` command):
-    the adapttoken lmms-eval models then split their language model over the ranks instead of letting
-    lmms-eval or accelerate shard the documents."""
-    return _tensor_parallel_lmms_eval
+def __getattr__(name: str) -> Any:
+    """The names that moved to the lmms-eval integration, from their new module."""
+    if name in _MOVED_TO_LMMS_EVAL:
+        from .integrations.lmms_eval import tensor_parallel
 
-
-@contextmanager
-def lmms_eval_sees_one_process() -> Iterator[None]:
-    """lmms-eval shards documents by the `RANK` / `WORLD_SIZE` environment variables; tensor-parallel
-    ranks must all see every document in the same order. Inside this context those variables read
-    rank 0 of 1, while torch.distributed keeps the real group (and `LOCAL_RANK` the real device)."""
-    global _tensor_parallel_lmms_eval
-    saved = {key: os.environ.get(key) for key in ("RANK", "WORLD_SIZE")}
-    os.environ.update(RANK="0", WORLD_SIZE="1")
-    _tensor_parallel_lmms_eval = True
-    try:
-        yield
-    finally:
-        _tensor_parallel_lmms_eval = False
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+        return getattr(tensor_parallel, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

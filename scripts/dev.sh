@@ -2,7 +2,8 @@
 # Fresh-machine entry point: `bash scripts/dev.sh demo` or `bash scripts/dev.sh test`.
 # Creates .venv (once), installs the pinned torch/torchvision pair first (a CUDA build that also
 # runs on the CPU), then this package with its dev and eval (lmms-eval) extras, then runs the demo or the
-# test suites (`test` alone: tests/ here, then tests_llava/ in .venv-llava via scripts/test_llava.sh).
+# test suites (`test` alone: `ruff check .`, tests/ here, then tests_llava/ in .venv-llava via
+# scripts/test_llava.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${ADAPTTOKEN_VENV:-.venv}
@@ -11,7 +12,7 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 PY="$VENV/bin/python"
 # (the entry-point check reinstalls a venv made before the lmms-eval models were registered)
-if ! "$PY" -c "import adapttoken_plugin, torch, torchvision, transformers, hypothesis, av, deepspeed, accelerate, lmms_eval
+if ! "$PY" -c "import adapttoken_plugin, torch, torchvision, transformers, hypothesis, ruff, av, deepspeed, accelerate, lmms_eval
 import importlib.metadata as m
 assert m.entry_points(group='lmms_eval.models', name='adapttoken')" >/dev/null 2>&1; then
     "$PY" -m pip install -q --upgrade pip
@@ -23,6 +24,7 @@ case "${1:-test}" in
     demo) shift; exec "$VENV/bin/adapttoken" demo "$@" ;;
     test) shift
         if [ $# -gt 0 ]; then exec "$PY" -m pytest -q "$@"; fi  # arguments: tests/ only, as pytest takes them
+        "$PY" -m ruff check .  # lint (pyproject.toml settings) first: seconds, before minutes of tests
         "$PY" -m pytest -q
         exec bash scripts/test_llava.sh ;;  # the LLaVA-NeXT fork suite, in its own venv (transformers 4.x)
     *) echo "usage: bash scripts/dev.sh [demo|test] [args...]" >&2; exit 2 ;;

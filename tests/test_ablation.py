@@ -308,13 +308,8 @@ def test_cache_writes_are_atomic_and_unreadable_entries_are_rebuilt(trained, ite
 @pytest.mark.parametrize("name", ["qwen3_vl", "internvl"])
 def test_families_with_per_frame_prompt_text_sweep_from_the_cache_as_fresh_runs(name, tmp_path):
     """Qwen3-VL (timestamps) and InternVL (frame labels) build their prompt from the video's plan."""
-    import sys
-    from pathlib import Path
-
-    sys.path.insert(0, str(Path(__file__).parent / "adapters"))
-    from families import FAMILIES
-
     from adapttoken_plugin.video import write_video
+    from fixtures.families import FAMILIES
 
     family = FAMILIES[name]
     model, processor = family.model(), family.build_processor()
@@ -344,13 +339,8 @@ def test_a_sweep_served_from_the_cache_decodes_no_frame(name, tmp_path, monkeypa
     """Group-pass selectors keep features only from the cached candidates, and the prompt (Qwen3-VL timestamps,
     InternVL frame labels) needs only the plan: a fully cached sweep never decodes the video. (Lite stops after
     one group here and tops its budget up from the other, whose cached candidates hold every token.)"""
-    import sys
-    from pathlib import Path
-
-    sys.path.insert(0, str(Path(__file__).parent / "adapters"))
-    from families import FAMILIES
-
     from adapttoken_plugin.video import FrameReader, write_video
+    from fixtures.families import FAMILIES
 
     family = FAMILIES[name]
     model, processor = family.model(), family.build_processor()

@@ -127,7 +127,7 @@ def test_a_setting_the_selector_does_not_read_is_warned_about():
     assert ignored_settings(at.AdaptTokenConfig(selector="uniform", tau=0.5, scoring_layer=1)) == ["scoring_layer",
                                                                                                  "tau"]
     assert ignored_settings(at.AdaptTokenConfig(selector="uniform", fps=2.0, feature_store="device")) == []
-    from tiny import qwen2_5_vl
+    from fixtures.tiny import qwen2_5_vl
 
     model = qwen2_5_vl()
     with pytest.warns(IgnoredSettingWarning, match="theta=0.5 has no effect with selector 'adapttoken'"):

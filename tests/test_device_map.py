@@ -10,7 +10,7 @@ from accelerate import dispatch_model
 from transformers import Qwen2_5_VLForConditionalGeneration
 
 import adapttoken_plugin as at
-from tiny import qwen2_5_vl, qwen_video_inputs
+from fixtures.tiny import qwen2_5_vl, qwen_video_inputs
 
 CONFIG = dict(selector="adapttoken", budget=12, frames_per_group=4, scoring_layer=1)
 

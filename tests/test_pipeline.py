@@ -191,11 +191,7 @@ def test_plan_video_decodes_no_frame_and_plans_what_decode_reads(toy, video, mon
 @pytest.mark.parametrize("name", ["qwen3_vl", "internvl"])
 def test_per_frame_prompt_text_from_the_plan_equals_the_one_from_the_decoded_video(name, tmp_path, monkeypatch):
     """Qwen3-VL timestamps and InternVL frame labels need the layout and frame rate, not pixels."""
-    import sys
-    from pathlib import Path
-
-    sys.path.insert(0, str(Path(__file__).parent / "adapters"))
-    from families import FAMILIES
+    from fixtures.families import FAMILIES
 
     family = FAMILIES[name]
     model, processor = family.model(), family.build_processor()

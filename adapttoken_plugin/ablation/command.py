@@ -13,10 +13,10 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
 
 from ..config import AdaptTokenConfig
 from ..errors import AdaptTokenError, ConfigError
+from ..loading import load_model  # the checkpoint at --model; None: the bundled trained toy model
 from .datasets import annotation_items, needle_items
 from .grid import Grid
 
@@ -61,18 +61,6 @@ def base_config(settings: list[str]) -> AdaptTokenConfig:
             raise ConfigError(f"--set {item!r}: expected KEY=VALUE")
         values[key] = value
     return AdaptTokenConfig.from_dict(values)
-
-
-def load_model(path: str | None, device: str, dtype: str) -> tuple[Any, Any]:
-    """The checkpoint at `path` as `adapttoken answer` loads it; None: the bundled trained toy model."""
-    if path is None:
-        from ..toy import load_needle_model
-
-        model, processor = load_needle_model()
-        return model.to(device), processor
-    from ..cli import load_model as load_checkpoint
-
-    return load_checkpoint(path, device, dtype)
 
 
 def main(argv: list[str] | None = None) -> int:

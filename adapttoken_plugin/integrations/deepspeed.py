@@ -38,7 +38,8 @@ def shard_language_model(model: Any, timeout: timedelta = DEFAULT_TIMEOUT) -> Te
     group, also attached to `model` so the selector stage reduces its attention scores across ranks.
 
     Raises:
-        AdaptTokenError: torch.distributed is not initialised (launch with `python -m adapttoken_plugin.launch`).
+        AdaptTokenError: torch.distributed is not initialised (start the ranks with `adapttoken answer --tp N`
+            or `adapttoken lmms-eval --tp N`, or torchrun / deepspeed and `launch.init_rank`).
         UnsupportedModelError: the decoder-layer class has no policy, or the heads do not divide by the ranks.
     """
     import deepspeed
@@ -46,8 +47,8 @@ def shard_language_model(model: Any, timeout: timedelta = DEFAULT_TIMEOUT) -> Te
     from deepspeed.accelerator import get_accelerator
 
     if not dist.is_initialized():
-        raise AdaptTokenError("torch.distributed is not initialised: start the ranks with "
-                              "`python -m adapttoken_plugin.launch --tp N ...` (or torchrun / deepspeed)")
+        raise AdaptTokenError("torch.distributed is not initialised: start the ranks with `adapttoken answer "
+                              "--tp N ...` or `adapttoken lmms-eval --tp N ...` (or torchrun / deepspeed)")
     tp_size = dist.get_world_size()
     decoder = model.get_decoder()
     layer_class = type(decoder.layers[0])

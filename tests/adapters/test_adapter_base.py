@@ -62,7 +62,7 @@ def test_capabilities_are_declared_and_model_inputs_has_one_signature(name):
 
 
 def test_position_settings_are_fixed_when_the_adapter_is_made():
-    from tiny import qwen2_5_vl
+    from fixtures.tiny import qwen2_5_vl
 
     model = qwen2_5_vl()
     adapter = at.adapter_for(model, at.AdaptTokenConfig(position_rule="transformers", positions_1d="original"))

@@ -1,6 +1,6 @@
 """The adapter contract, checked for every registered model family against the unmodified upstream class.
 
-Tiny random-weight models (float32, sdpa) and real processors built in code (`families.py`); what a
+Tiny random-weight models (float32, sdpa) and real processors built in code (`fixtures/families.py`); what a
 family's processor writes is read there independently of the plugin. For each family:
 equivalence with the unmodified model at full budget, the final pass's sequence and positions,
 recomputed attention scores against an eager reference, exact selection sizes, generate with and
@@ -17,7 +17,12 @@ from typing import Any
 
 import pytest
 import torch
-from families import (
+
+import adapttoken_plugin as at
+from adapttoken_plugin.adapters.base import ModelAdapter, adapter_for
+from adapttoken_plugin.scoring import capture_scores
+from adapttoken_plugin.stage import resolve_scoring_layer
+from fixtures.families import (
     FAMILIES,
     FPS,
     QUESTION,
@@ -29,11 +34,6 @@ from families import (
     tokenizer,
     unit_spans,
 )
-
-import adapttoken_plugin as at
-from adapttoken_plugin.adapters.base import ModelAdapter, adapter_for
-from adapttoken_plugin.scoring import capture_scores
-from adapttoken_plugin.stage import resolve_scoring_layer
 
 TOL = 1e-5
 BUDGET = 3  # of 16 visual tokens in 4 units: at least one unit keeps nothing and is dropped with its text

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 import torch
-from families import FAMILIES
 
 import adapttoken_plugin as at
 from adapttoken_plugin.adapters.base import adapter_for
+from fixtures.families import FAMILIES
 
 
 def positions_under(rule, model, prompt, layout, token_ids):
@@ -109,10 +109,9 @@ def test_qwen3_vl_deepstack_rows_follow_the_kept_tokens(built):
 def test_qwen3_vl_streaming_timestamps_come_from_the_file_indices_at_the_native_rate(built, tmp_path):
     """Sampled at 2 fps from an 8 fps file, frame pair (i, j) is announced at (i + j) / 2 / 8 seconds (the
     processor's rule), not at its sample position."""
-    from families import token_string
-
     from adapttoken_plugin.pipeline import Pipeline
     from adapttoken_plugin.video import write_video
+    from fixtures.families import token_string
 
     family, model, processor = built("qwen3_vl")
     path = tmp_path / "clip.mp4"

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import pytest
-from families import FAMILIES
 
 import adapttoken_plugin as at
 from adapttoken_plugin.adapters.base import adapter_for
 from adapttoken_plugin.presets import PRESETS, ModelPreset, checkpoint_key, preset_for
 from adapttoken_plugin.stage import resolve_scoring_layer
+from fixtures.families import FAMILIES
 
 
 @pytest.mark.parametrize("name,key", [

@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from families import FAMILIES
 
 from adapttoken_plugin.adapters.base import adapter_for
+from fixtures.families import FAMILIES
 
 SCRIPT = Path(__file__).parents[2] / "scripts" / "probe_layer.py"
 

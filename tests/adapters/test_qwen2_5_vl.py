@@ -8,7 +8,7 @@ import torch
 
 import adapttoken_plugin as at
 from adapttoken_plugin.adapters.base import adapter_for
-from tiny import LETTERS, VID, qwen2_5_vl, qwen_video_inputs
+from fixtures.tiny import LETTERS, VID, qwen2_5_vl, qwen_video_inputs
 
 TOL = 1e-5
 

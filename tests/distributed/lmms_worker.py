@@ -4,7 +4,7 @@
 
 Runs lmms-eval's own `simple_evaluate` on the local `tp_probe` task twice with a model that records the
 documents it is asked about: as lmms-eval shards them (plain), then inside
-`launch.lmms_eval_sees_one_process` (what the launcher runs lmms-eval in). Writes OUT/rank{r}.json.
+`tensor_parallel.lmms_eval_sees_one_process` (what the launcher runs lmms-eval in). Writes OUT/rank{r}.json.
 """
 
 from __future__ import annotations
@@ -51,7 +51,8 @@ def evaluate(task_dir: str) -> tuple[list[int], dict | None]:
 
 
 def main(task_dir: str, out: str) -> None:
-    from adapttoken_plugin.launch import init_rank, lmms_eval_sees_one_process
+    from adapttoken_plugin.integrations.lmms_eval.tensor_parallel import lmms_eval_sees_one_process
+    from adapttoken_plugin.launch import init_rank
 
     init_rank(2, timedelta(seconds=120))
     plain = evaluate(task_dir)

@@ -1,5 +1,7 @@
 """`adapttoken answer --tp 2`: the launcher starts 2 ranks under torchrun; the answer and the kept tokens
-equal the single-process command's, and only rank 0 reports and writes the trace."""
+equal the single-process command's, and only rank 0 reports and writes the trace. Then, in one process,
+how `adapttoken answer|lmms-eval --tp N` and the `python -m adapttoken_plugin.launch` alias reach the
+launcher (which ranks get started with which command line; what a rank runs)."""
 
 from __future__ import annotations
 
@@ -9,8 +11,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+from adapttoken_plugin import cli, launch
 from adapttoken_plugin.cli import main
-from adapttoken_plugin.launch import lmms_eval_args_for_rank
+from adapttoken_plugin.errors import ConfigError
+from adapttoken_plugin.integrations.lmms_eval import tensor_parallel
+from adapttoken_plugin.launch import __main__ as launch_alias
 from adapttoken_plugin.needle import make_question, write_video_file
 from adapttoken_plugin.toy import NEEDLE_MODEL_DIR
 
@@ -40,8 +47,99 @@ def test_answer_on_two_ranks_equals_one_process(tmp_path, capsys):
     assert [line for line in done.stdout.splitlines() if line.startswith("answer:")] == answer_line  # rank 0 only
 
 
-def test_only_rank_0_keeps_lmms_eval_outputs():
-    args = ["--model", "m", "--output_path", "out/", "--log_samples", "--tasks", "videomme"]
-    assert lmms_eval_args_for_rank(args, 0) == args
-    assert lmms_eval_args_for_rank(args, 1) == ["--model", "m", "--tasks", "videomme"]
-    assert lmms_eval_args_for_rank(["--output_path=out/", "--limit", "2"], 3) == ["--limit", "2"]
+
+LMMS_ARGS = ["--model", "adapttoken_qwen2_5_vl", "--model_args", "pretrained=m,device=cpu", "--tasks", "t",
+             "--limit", "-1", "--output_path=out", "--log_samples"]
+
+
+@pytest.fixture
+def outside_a_launcher(monkeypatch):
+    """No launcher variables; `relaunch` records its arguments instead of starting torchrun."""
+    for key in ("LOCAL_RANK", "WORLD_SIZE", "RANK"):
+        monkeypatch.delenv(key, raising=False)
+    started = []
+    monkeypatch.setattr(launch, "relaunch", lambda tp, argv: started.append((tp, list(argv))) or 0)
+    return started
+
+
+@pytest.fixture
+def in_a_rank(monkeypatch):
+    """Rank 0 of 2 as torchrun starts it; joining the group and lmms-eval itself are recorded."""
+    monkeypatch.setenv("LOCAL_RANK", "0")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    calls = []
+    monkeypatch.setattr(launch, "relaunch", lambda *a: pytest.fail("a rank must not start more ranks"))
+    monkeypatch.setattr(launch, "init_rank", lambda tp, timeout: calls.append(("init_rank", tp, timeout.seconds)))
+    monkeypatch.setattr(tensor_parallel, "run_lmms_eval", lambda args: calls.append(("lmms-eval", list(args))) or 0)
+    return calls
+
+
+def test_lmms_eval_command_keeps_lmms_eval_arguments_in_order():
+    args, rest = cli.lmms_eval_command(["--tp", "2", "--rank-timeout", "30", *LMMS_ARGS])
+    assert (args.tp, args.rank_timeout, rest) == (2, 30.0, LMMS_ARGS)
+    args, rest = cli.lmms_eval_command([*LMMS_ARGS[:2], "--tp=4", *LMMS_ARGS[2:]])  # --tp anywhere
+    assert (args.tp, args.rank_timeout, rest) == (4, cli.RANK_TIMEOUT, LMMS_ARGS)
+    args, rest = cli.lmms_eval_command(["--tp", "2", "--", *LMMS_ARGS])
+    assert rest == LMMS_ARGS
+    _, rest = cli.lmms_eval_command(["--tp", "2", "--rank", "1"])  # an option of lmms-eval's, not --rank-timeout
+    assert rest == ["--rank", "1"]
+
+
+@pytest.mark.parametrize("argv", [["--tp", "1", "--model", "m"], ["--model", "m"]])
+def test_lmms_eval_command_needs_two_ranks_or_more(argv, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        cli.lmms_eval_command(argv)
+    assert exit_.value.code == 2 and "--tp" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", [["lmms-eval", "--tp", "2", *LMMS_ARGS],
+                                     ["answer", "--model", "m", "--video", "v.mp4", "--question", "q", "--tp", "2"]])
+def test_outside_a_launcher_the_command_starts_its_ranks_with_its_own_command_line(outside_a_launcher, command):
+    assert main(command) == 0
+    assert outside_a_launcher == [(2, command)]
+
+
+def test_each_rank_joins_the_group_and_runs_lmms_eval(in_a_rank):
+    assert main(["lmms-eval", "--tp", "2", "--rank-timeout", "30", *LMMS_ARGS]) == 0
+    assert in_a_rank == [("init_rank", 2, 30), ("lmms-eval", LMMS_ARGS)]
+
+
+def test_a_rank_that_cannot_join_reports_why(in_a_rank, monkeypatch, capsys):
+    def refuse(tp, timeout):
+        raise ConfigError("--tp 3 but the launcher started 2 ranks")
+
+    monkeypatch.setattr(launch, "init_rank", refuse)
+    assert main(["lmms-eval", "--tp", "3", *LMMS_ARGS]) == 2
+    assert "started 2 ranks" in capsys.readouterr().err and in_a_rank == []
+
+
+def test_relaunch_runs_the_cli_module_under_torchrun(monkeypatch):
+    seen = {}
+
+    def run(cmd, env, check):
+        seen.update(cmd=cmd, env=env)
+        return subprocess.CompletedProcess(cmd, 5)
+
+    monkeypatch.delenv("LOCAL_SIZE", raising=False)
+    monkeypatch.setattr(launch.subprocess, "run", run)
+    assert launch.relaunch(2, ["answer", "--tp", "2"]) == 5
+    assert seen["cmd"][seen["cmd"].index("--nproc_per_node=2") + 1:] == ["-m", "adapttoken_plugin.cli", "answer",
+                                                                          "--tp", "2"]
+    assert seen["env"]["LOCAL_SIZE"] == "2"
+
+
+@pytest.mark.parametrize("command", ["answer", "lmms-eval"])
+def test_the_launch_module_is_an_alias_of_the_cli_command(monkeypatch, command):
+    seen = []
+    monkeypatch.setattr(launch_alias, "cli_main", lambda argv: seen.append(argv) or 0)
+    assert launch_alias.main(["--tp", "2", "--timeout", "30", command, "--model", "m"]) == 0
+    assert seen == [[command, "--tp", "2", "--rank-timeout", "30.0", "--model", "m"]]
+    if command == "lmms-eval":  # and the CLI reads that back as it was meant
+        args, rest = cli.lmms_eval_command(seen[0][1:])
+        assert (args.tp, args.rank_timeout, rest) == (2, 30.0, ["--model", "m"])
+
+
+def test_the_cli_default_rank_timeout_is_the_library_default():
+    from adapttoken_plugin.distributed import DEFAULT_TIMEOUT
+
+    assert cli.RANK_TIMEOUT == DEFAULT_TIMEOUT.total_seconds()

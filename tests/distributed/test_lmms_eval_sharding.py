@@ -1,6 +1,6 @@
 """lmms-eval under tensor parallelism: its own evaluator (0.7.3, installed) shards documents by
-RANK / WORLD_SIZE; inside `launch.lmms_eval_sees_one_process` every rank gets every document, in the
-same order, while torch.distributed keeps the real 2-rank group."""
+RANK / WORLD_SIZE; inside `tensor_parallel.lmms_eval_sees_one_process` every rank gets every document,
+in the same order, while torch.distributed keeps the real 2-rank group."""
 
 from __future__ import annotations
 

@@ -15,11 +15,10 @@ from pathlib import Path
 import pytest
 import torch
 
-sys.path.insert(0, str(Path(__file__).parent))
+# the worker script beside this file (pytest puts this folder, which is no package, on sys.path)
+from tp_worker import CONFIGS, record, record_families
 
-from tp_worker import CONFIGS, record, record_families  # noqa: E402
-
-from tiny import qwen2_5_vl, qwen_video_inputs  # noqa: E402
+from fixtures.tiny import qwen2_5_vl, qwen_video_inputs
 
 WORKER = Path(__file__).parent / "tp_worker.py"
 ROOT = Path(__file__).resolve().parents[2]
@@ -30,6 +29,8 @@ def launch(out: Path, diverge: str = "none", backend: str = "deepspeed") -> subp
     env = {k: v for k, v in os.environ.items()
            if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "LOCAL_SIZE", "MASTER_PORT")}
     env["OMP_NUM_THREADS"] = "1"
+    # the worker imports the shared test fixtures (tests/fixtures) as `fixtures`, as pytest does here
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT / "tests"), env.get("PYTHONPATH")) if p)
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(WORKER),
            str(out), diverge, backend]
     return subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True, timeout=600)

@@ -1,7 +1,7 @@
 """One rank of the 2-rank tensor-parallel test (started by test_tensor_parallel.py under torchrun).
 
-    python -m torch.distributed.run --standalone --nproc_per_node 2 tests/distributed/tp_worker.py \
-        OUT [DIVERGE [BACKEND]]
+    PYTHONPATH=tests python -m torch.distributed.run --standalone --nproc_per_node 2 \
+        tests/distributed/tp_worker.py OUT [DIVERGE [BACKEND]]      # tests/: the `fixtures` package
 
 Builds the tiny Qwen2.5-VL (same seed, so the same weights, on every rank), splits its language model
 with DeepSpeed inference (BACKEND `deepspeed`, the default) or transformers' own tensor parallelism
@@ -21,11 +21,8 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/ (tiny.py)
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "adapters"))  # families.py
-
-import adapttoken_plugin as at  # noqa: E402
-from tiny import qwen2_5_vl, qwen_video_inputs  # noqa: E402
+import adapttoken_plugin as at
+from fixtures.tiny import qwen2_5_vl, qwen_video_inputs
 
 #: selection settings of the run: 8 frame pairs of 4 tokens in 4 groups, 12 of 32 tokens kept
 CONFIGS = {
@@ -41,7 +38,7 @@ def family_config(family) -> dict:
 
 def record_families() -> dict:
     """`record` for every family of the adapter contract suite (tiny models, real processors)."""
-    from families import FAMILIES
+    from fixtures.families import FAMILIES
 
     return {name: record(family.model(), family.inputs(family.build_processor()), family_config(family))
             for name, family in FAMILIES.items()}
@@ -92,7 +89,7 @@ def split_model(out_dir: Path, backend: str, build=lambda: qwen2_5_vl(num_layers
 
 def record_families_split(out_dir: Path, backend: str) -> dict:
     """`record_families` with each family's language model split by `backend`."""
-    from families import FAMILIES
+    from fixtures.families import FAMILIES
 
     out = {}
     for name, family in FAMILIES.items():

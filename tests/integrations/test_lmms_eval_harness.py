@@ -75,11 +75,11 @@ def test_lmms_eval_command_scores_what_the_pipeline_answers(tmp_path):
 
 
 def test_lmms_eval_on_two_tensor_parallel_ranks_scores_every_document_once(tmp_path):
-    """`python -m adapttoken_plugin.launch --tp 2 lmms-eval ...`: both ranks answer every document with
+    """`adapttoken lmms-eval --tp 2 ...`: both ranks answer every document with
     half of the language model each; one results file, equal to the one-process Pipeline's answers."""
     docs = 4
     annotations = _needle_task(tmp_path, docs)
-    run = _run(tmp_path, docs, ["adapttoken_plugin.launch", "--tp", "2", "lmms-eval"])
+    run = _run(tmp_path, docs, ["adapttoken_plugin.cli", "lmms-eval", "--tp", "2"])
     log = run.stdout + run.stderr
     assert "split over 2 tensor-parallel ranks (DeepSpeed inference); this is rank 0" in log
     assert "split over 2 tensor-parallel ranks (DeepSpeed inference); this is rank 1" in log

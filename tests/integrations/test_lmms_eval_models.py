@@ -75,7 +75,8 @@ def test_prompts_with_interleaved_images_are_refused(qwen_lmm, needle_videos):
                                          ("llava_onevision", AdaptTokenLlavaOneVision)])
 def test_each_class_loads_its_family_checkpoint_and_processor(tmp_path, family, cls):
     import torch
-    from adapters.families import FAMILIES
+
+    from fixtures.families import FAMILIES
 
     spec = FAMILIES[family]
     spec.model().save_pretrained(tmp_path)
@@ -97,7 +98,8 @@ def test_replies_are_cut_at_the_task_stop_strings():
                                          ("llava_onevision", AdaptTokenLlavaOneVision)])
 def test_replies_equal_the_pipeline_answer_on_each_family(tmp_path, family, cls):
     import transformers
-    from adapters.families import FAMILIES
+
+    from fixtures.families import FAMILIES
 
     spec = FAMILIES[family]
     checkpoint = tmp_path / f"tiny-{family}"

@@ -5,6 +5,7 @@
         --tasks videomme_local --include_path eval/tasks --output_path runs/eval
 
 Modules: `manifests` (the entry point; imports neither torch nor a model module), `arguments`
-(`--model_args` into an `AdaptTokenConfig`), `model` (the shared lmms-eval model class), and one module
-per model family. Nothing is imported here, so resolving the manifests stays cheap.
+(`--model_args` into an `AdaptTokenConfig`), `model` (the shared lmms-eval model class), `tensor_parallel`
+(lmms-eval on tensor-parallel ranks: `adapttoken lmms-eval --tp N`), and one module per model family.
+Nothing is imported here, so resolving the manifests stays cheap.
 """

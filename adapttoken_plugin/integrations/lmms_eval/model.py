@@ -32,11 +32,12 @@ from lmms_eval.api.model import lmms
 from tqdm import tqdm
 
 from ...config import AdaptTokenConfig
-from ...distributed import is_main_process, tensor_parallel_lmms_eval
+from ...distributed import is_main_process
 from ...errors import ConfigError, NoVideoError, UnsupportedInputError
 from ...pipeline import Pipeline
 from ...video import BACKENDS
 from .arguments import parse_model_args
+from .tensor_parallel import tensor_parallel_lmms_eval
 
 DEFAULT_MAX_NEW_TOKENS = 16
 DTYPES = ("auto", "bfloat16", "float16", "float32")
@@ -87,8 +88,8 @@ class AdaptTokenLMM(lmms):
         device_map = _optional(device_map)
         self.tensor_parallel = tensor_parallel_lmms_eval()
         if self.tensor_parallel:
-            # `python -m adapttoken_plugin.launch --tp N lmms-eval ...`: every rank answers every document
-            # with its slice of the language model; lmms-eval sees one process (the launcher's context)
+            # `adapttoken lmms-eval --tp N ...`: every rank answers every document with its slice of the
+            # language model; lmms-eval sees one process (tensor_parallel.lmms_eval_sees_one_process)
             if device_map is not None:
                 raise ConfigError(f"device_map={device_map!r} cannot be combined with tensor parallelism")
             self.accelerator, self._rank, self._world_size = None, 0, 1
