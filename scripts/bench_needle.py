@@ -26,6 +26,7 @@ from pathlib import Path
 import torch
 
 from adapttoken_plugin import SELECTORS, AdaptTokenConfig
+from adapttoken_plugin.ablation.stats import bootstrap_interval
 from adapttoken_plugin.layout import GroupEvidence, Selection, VideoLayout
 from adapttoken_plugin.needle import VIDEO_FPS, NeedleQuestion, question_set, write_video_file
 from adapttoken_plugin.pipeline import Pipeline, format_question
@@ -123,6 +124,8 @@ def summarise(rows: list[dict]) -> list[dict]:
         out.append({
             "frames": frames, "selector": selector, "fraction": fraction, "budget": rs[0]["budget"],
             "questions": len(rs), "accuracy": sum(r["correct"] for r in rs) / len(rs),
+            "accuracy_95": list(bootstrap_interval([float(r["correct"]) for r in rs])),
+            "kept": sum(r["kept"] for r in rs) / len(rs),
             "seconds_per_question": sum(r["seconds"] for r in rs) / len(rs),
             "groups_visited": sum(r["groups_visited"] for r in rs) / len(rs), "groups": rs[0]["groups"],
             "needle_found": sum(r["needle_tokens_kept"] > 0 for r in rs) / len(rs),
@@ -131,14 +134,16 @@ def summarise(rows: list[dict]) -> list[dict]:
 
 
 def markdown(summary: list[dict], memory: dict) -> str:
-    lines = ["| frames | selector | budget | accuracy | needle kept | s / question | groups visited | peak MiB |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = ["| frames | selector | budget | tokens kept | accuracy [95% bootstrap] | needle kept | s / question "
+             "| groups visited | peak MiB |", "|---|---|---|---|---|---|---|---|---|"]
     for s in summary:
         budget = "all" if s["selector"] == "full" else f"1/{s['fraction']} ({s['budget']})"
         visited = f"{s['groups_visited']:.1f} / {s['groups']}" if s["groups_visited"] else "-"
         mem = memory.get(str(s["frames"])) if s["selector"] == "adapttoken" and s["fraction"] == 16 else None
-        lines.append(f"| {s['frames']} | {s['selector']} | {budget} | {s['accuracy']:.2f} | {s['needle_found']:.2f} "
-                     f"| {s['seconds_per_question']:.2f} | {visited} | {'-' if mem is None else f'{mem:.0f}'} |")
+        low, high = s["accuracy_95"]
+        lines.append(f"| {s['frames']} | {s['selector']} | {budget} | {s['kept']:.0f} | {s['accuracy']:.2f} "
+                     f"[{low:.2f}, {high:.2f}] | {s['needle_found']:.2f} | {s['seconds_per_question']:.2f} | {visited} "
+                     f"| {'-' if mem is None else f'{mem:.0f}'} |")
     return "\n".join(lines)
 
 

@@ -13,6 +13,7 @@ from adapttoken_plugin import SELECTORS, AdaptTokenConfig, Pipeline
 from adapttoken_plugin.ablation import Grid, Sweep, annotation_items, expand_grid, needle_items
 from adapttoken_plugin.ablation.grid import axes_read
 from adapttoken_plugin.ablation.results import SETTING, ResultsLog
+from adapttoken_plugin.ablation.stats import bootstrap_interval
 from adapttoken_plugin.errors import ConfigError, DatasetError, RegistryError
 from adapttoken_plugin.layout import GroupEvidence, VideoLayout, interleaved_groups
 from adapttoken_plugin.stage import replay_visits
@@ -233,11 +234,15 @@ def test_markdown_table_numbers_equal_the_csv(trained, items, tmp_path):
     table = (tmp_path / "table.md").read_text().split("\n\n")[0].splitlines()[2:]
     assert len(table) == len(cells)
     for line in table:
-        subset, selector, budget, tau, theta, layer, fpg, n, accuracy, seconds, visited = \
+        subset, selector, budget, kept, tau, theta, layer, fpg, n, accuracy, seconds, visited = \
             [c.strip() for c in line.strip("|").split("|")]
         rs = cells[(subset, selector, budget.split(" ")[0], tau, theta, layer, fpg)]
         assert int(n) == len(rs)
-        assert accuracy == f"{sum(r['correct'] == 'True' for r in rs) / len(rs):.3f}"
+        assert kept == f"{sum(int(r['kept']) for r in rs) / len(rs):.1f}"
+        correct = [float(r["correct"] == "True") for r in rs]
+        low, high = bootstrap_interval(correct)
+        assert accuracy == f"{sum(correct) / len(rs):.3f} [{low:.3f}, {high:.3f}]"
+        assert low <= sum(correct) / len(rs) <= high
         assert seconds == f"{sum(float(r['seconds']) for r in rs) / len(rs):.3f}"
         mean_visited = sum(int(r["groups_visited"]) for r in rs) / len(rs)
         assert visited == ("-" if selector in ("full", "uniform") else f"{mean_visited:.1f} / 4")

@@ -17,6 +17,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from .stats import bootstrap_interval
+
 RESULT_FIELDS = (
     "run_id", "item_id", "subset", "selector", "budget", "budget_tokens", "tau", "theta", "scoring_layer",
     "frames_per_group", "total_tokens", "kept", "groups", "groups_visited", "letter", "answer", "correct",
@@ -78,6 +80,7 @@ def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         out.append({
             "subset": subset, **dict(zip(SETTING, setting)), "questions": n,
             "accuracy": sum(bool(r["correct"]) for r in rs) / n,
+            "accuracy_95": list(bootstrap_interval([float(bool(r["correct"])) for r in rs])),
             "budget_tokens": sum(r["budget_tokens"] for r in rs) / n, "kept": sum(r["kept"] for r in rs) / n,
             "seconds": sum(r["seconds"] for r in rs) / n, "groups_visited": sum(r["groups_visited"] for r in rs) / n,
             "groups": sum(r["groups"] for r in rs) / n,
@@ -91,14 +94,17 @@ def _value(v: Any) -> str:
 
 def markdown(cells: list[dict[str, Any]]) -> str:
     """The main table, then (when the sweep has both) Lite against AdaptToken at the same settings."""
-    lines = ["| subset | selector | budget | tau | theta | layer | frames / group | questions | accuracy "
-             "| s / question | groups visited |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| subset | selector | budget | tokens kept | tau | theta | layer | frames / group | questions "
+             "| accuracy [95% bootstrap] | s / question | groups visited |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for c in cells:
         budget = "all" if c["budget"] == "all" else f"{c['budget']} ({c['budget_tokens']:.0f})"
         visited = f"{c['groups_visited']:.1f} / {c['groups']:.0f}" if c["groups_visited"] else "-"
-        lines.append(f"| {c['subset']} | {c['selector']} | {budget} | {_value(c['tau'])} | {_value(c['theta'])} "
-                     f"| {_value(c['scoring_layer'])} | {_value(c['frames_per_group'])} | {c['questions']} "
-                     f"| {c['accuracy']:.3f} | {c['seconds']:.3f} | {visited} |")
+        low, high = c["accuracy_95"]
+        lines.append(f"| {c['subset']} | {c['selector']} | {budget} | {c['kept']:.1f} | {_value(c['tau'])} "
+                     f"| {_value(c['theta'])} | {_value(c['scoring_layer'])} | {_value(c['frames_per_group'])} "
+                     f"| {c['questions']} | {c['accuracy']:.3f} [{low:.3f}, {high:.3f}] | {c['seconds']:.3f} "
+                     f"| {visited} |")
     pairs = lite_pairs(cells)
     if pairs:
         lines += ["", "| subset | budget | tau | layer | frames / group | theta | AdaptToken s | Lite s | time saved "

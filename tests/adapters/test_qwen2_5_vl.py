@@ -124,9 +124,9 @@ def test_enable_reads_the_model_config_flag(model):
 
 @pytest.mark.parametrize("selector,expected", [
     ("adapttoken", [8, 8, 8, 8, 9]),       # four group passes of 8 tokens, then exactly the budget
-    ("adapttoken-lite", [8, 8]),           # stops after one group; the budget is capped by what it saw
+    ("adapttoken-lite", [8, 9]),           # stops after one group, tops up from the groups it skipped
     ("attention-topk", [8, 8, 8, 8, 9]),
-    ("uniform", [8]),                      # no group pass; whole units up to the budget
+    ("uniform", [9]),                      # no group pass; whole units up to the budget, then one token more
 ])
 def test_language_model_receives_exactly_the_budgeted_tokens(model, monkeypatch, selector, expected):
     seen = []

@@ -1,0 +1,30 @@
+"""Intervals for benchmark tables: a table whose strategies all score the same says nothing without them."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+
+def bootstrap_interval(values: Sequence[float], level: float = 0.95, resamples: int = 2000,
+                       seed: int = 0) -> tuple[float, float]:
+    """Percentile bootstrap interval of the mean of `values` (per-question 0/1 correctness, say): `resamples`
+    resamples of the questions with replacement, a fixed `seed` so a table is reproducible. With every value
+    equal the interval is that value: the questions cannot show any spread (say how many there are)."""
+    data = np.asarray(values, dtype=float)
+    if data.size == 0:
+        raise ValueError("no values to bootstrap")
+    if not 0 < level < 1:
+        raise ValueError(f"level must be in (0, 1), got {level}")
+    rng = np.random.default_rng(seed)
+    means = data[rng.integers(0, data.size, size=(resamples, data.size))].mean(axis=1)
+    tail = (1 - level) / 2
+    low, high = np.quantile(means, [tail, 1 - tail])
+    return float(low), float(high)
+
+
+def format_interval(values: Sequence[float]) -> str:
+    """"0.750 [0.500, 0.917]": the mean and its 95% bootstrap interval."""
+    low, high = bootstrap_interval(values)
+    return f"{float(np.mean(values)):.3f} [{low:.3f}, {high:.3f}]"
