@@ -71,6 +71,8 @@ class AdaptTokenConfig:
         "round(0.7 * num_layers))")
     score_reduce: str = setting("max", "group pass", "how a token's attention is reduced over heads and text "
                                 f"queries: one of {SCORE_REDUCTIONS}")
+    early_layer: int = setting(2, "group pass", "the early-layer pass (`fastv`): decoder layer whose attention "
+                               "from the last text token ranks the tokens; the pass stops after it (no entropy)")
     entropy_mode: str = setting(
         "first_token", "group pass", "`first_token` (full-vocabulary entropy at the answer position), `options` "
         "(entropy over the option letters only) or `generated` (mean of the least-certain entropy_top_fraction "
@@ -120,6 +122,7 @@ class AdaptTokenConfig:
         _check(self.max_pixels is None or self.max_pixels > 0, "max_pixels", self.max_pixels, "None or > 0")
         _check(self.scoring_layer is None or self.scoring_layer >= 0, "scoring_layer", self.scoring_layer,
                "None or a layer index >= 0")
+        _check(self.early_layer >= 0, "early_layer", self.early_layer, "a layer index >= 0")
         _check(self.score_reduce in SCORE_REDUCTIONS, "score_reduce", self.score_reduce, f"one of {SCORE_REDUCTIONS}")
         _check(self.entropy_mode in ENTROPY_MODES, "entropy_mode", self.entropy_mode, f"one of {ENTROPY_MODES}")
         _check(self.entropy_max_new_tokens >= 1, "entropy_max_new_tokens", self.entropy_max_new_tokens, ">= 1")

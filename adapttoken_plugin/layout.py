@@ -113,7 +113,12 @@ class Selection:
     Attributes:
         kept_token_ids: (K,) global token ids to keep, ascending (temporal then raster order).
         group_budgets: tokens allocated to each visited group (same order as the evidence list).
+        merged_ids: (M,) ids among `kept_token_ids` that stand for merged tokens (None: no merging): each
+            reaches the final pass at its own position with the feature in `merged_features`.
+        merged_features: (M, D) the merged tokens' features, row i for `merged_ids[i]`.
     """
 
     kept_token_ids: torch.Tensor
     group_budgets: list[int] | None = None
+    merged_ids: torch.Tensor | None = None
+    merged_features: torch.Tensor | None = None

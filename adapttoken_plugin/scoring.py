@@ -120,13 +120,20 @@ def check_sharded_heads(model: Any, local_heads: int, total_heads: int) -> Tenso
     return tp
 
 
+class ScoresCaptured(Exception):  # noqa: N818 (a signal, not an error)
+    """Raised by a `capture_scores(..., stop=True)` hook once the scores are recorded: the forward ends there,
+    the layers after the scoring layer never run (the early-layer pass). The caller catches it."""
+
+
 @contextmanager
 def capture_scores(
-    adapter: ModelAdapter, layer: int, n_query: int, columns: slice | torch.Tensor, reduce: str, seq_len: int
+    adapter: ModelAdapter, layer: int, n_query: int, columns: slice | torch.Tensor, reduce: str, seq_len: int,
+    stop: bool = False,
 ) -> Iterator[ScoreCapture]:
     """Record scores at decoder layer `layer` for forward calls whose sequence length is `seq_len`
     (the prefill; decoding steps of a later generate are ignored). The hook is removed on exit. On a
-    tensor-parallel model (`distributed.attach`) the scores cover every rank's heads."""
+    tensor-parallel model (`distributed.attach`) the scores cover every rank's heads. `stop`: end the forward
+    right after (raises `ScoresCaptured` out of the model call; the layers after `layer` do not run)."""
     capture = ScoreCapture()
     attn = adapter.attention_module(layer)
 
@@ -144,6 +151,8 @@ def capture_scores(
             else:  # this rank holds some heads only: combine with the other ranks' (identical result on each)
                 capture.scores = reduce_scores_across_ranks(probs, columns, reduce, tp, total_heads).cpu()
         capture.seconds += time.perf_counter() - start
+        if stop:
+            raise ScoresCaptured
         return None
 
     handle = attn.register_forward_pre_hook(hook, with_kwargs=True)

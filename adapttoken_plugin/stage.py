@@ -31,9 +31,9 @@ from .config import AdaptTokenConfig, setting_fields
 from .distributed import check_ranks_agree, tensor_parallel_of
 from .entropy import entropy, least_certain_mean, restricted_entropy
 from .errors import ConfigError, OptionsRequiredError
-from .layout import GroupEvidence, VideoLayout, interleaved_groups
+from .layout import GroupEvidence, Selection, VideoLayout, interleaved_groups
 from .registry import SELECTORS
-from .scoring import capture_scores
+from .scoring import ScoresCaptured, capture_scores
 from .selectors.base import Selector
 from .trace import GroupTrace, Trace
 
@@ -89,11 +89,14 @@ class Query:
 
 @dataclass
 class Evidence:
-    """What the group passes learnt: every group of the video, the prefix that was visited, the trace so far."""
+    """What the stage learnt for the selector: every group of the video, the prefix that was visited (group
+    passes), the trace so far, and for selectors that need them every visual token's features (N, D) in
+    token-id order, on the feature store."""
 
     groups: list[GroupEvidence]
     visited: list[GroupEvidence]
     trace: Trace
+    features: torch.Tensor | None = None
 
 
 class Stage:
@@ -115,6 +118,9 @@ class Stage:
         self.model, self.adapter, self.config = model, adapter, config
         self.selector: Selector = SELECTORS.get(config.selector)(config)
         self.scoring_layer = resolve_scoring_layer(adapter, config)
+        if self.selector.early_layer_pass and not config.early_layer < adapter.num_layers:
+            raise ConfigError(f"early_layer={config.early_layer} is out of range: the model has {adapter.num_layers} "
+                              "decoder layers")
         if (adapter.position_rule, adapter.positions_1d) != (config.position_rule, config.positions_1d):
             raise ConfigError(
                 f"the adapter was made with position_rule={adapter.position_rule!r}, positions_1d="
@@ -152,12 +158,16 @@ class Stage:
 
     @torch.no_grad()
     def collect_evidence(
-        self, query: Query, on_group: Callable[[GroupEvidence, int], None] | None = None
+        self, query: Query, on_group: Callable[[GroupEvidence, int], None] | None = None,
+        features: torch.Tensor | None = None,
     ) -> Evidence:
-        """Run the group passes the selector needs (all groups, or until `selector.should_stop`).
+        """Produce the evidence the selector declares: every token's features (`needs_features`: one vision pass
+        over the video in time order, no language-model pass) and the group passes (all groups, or until
+        `selector.should_stop`; `early_layer_pass`: each stops after `early_layer`).
 
         Scores, entropies and the features of each group's best ceil(overselect * budget) tokens do not
         depend on the budget below that, tau or theta: evidence collected once serves every such setting.
+        `features`: the video's features from an earlier `encode_video` of the same query (not encoded again).
         """
         self.check_options(query.option_ids)
         layout, config = query.layout, self.config
@@ -169,12 +179,16 @@ class Stage:
         # tensor parallelism: every rank must run the same question with the same settings (no-op otherwise)
         check_ranks_agree(self.model, "the settings and prompt", config.to_dict(), _prompt_ids(query.prompt),
                           layout.num_units, layout.tokens_per_unit, list(query.option_ids or []))
+        if self.selector.needs_features and features is None:
+            features = self.encode_video(query, trace)
+        if not self.selector.needs_features:
+            features = None
         if not self.selector.needs_group_pass:
-            return Evidence(groups, groups, trace)
+            return Evidence(groups, groups, trace, features)
         selector = self.selector_for(query)
         visited: list[GroupEvidence] = []
         for group in groups:
-            self._group_pass(query, group)
+            self._group_pass(query, group, features)
             for stage, seconds in group.seconds.items():
                 trace.add_seconds(stage, seconds)
             visited.append(group)
@@ -182,13 +196,14 @@ class Stage:
                 on_group(group, len(groups))
             if selector.should_stop(visited, len(groups)):
                 break
-        return Evidence(groups, visited, trace)
+        return Evidence(groups, visited, trace, features)
 
     def replay(self, evidence: Evidence) -> Evidence:
         """The evidence as this config's selector would have visited it, given every group's evidence (Lite:
         until its stop rule fires, replayed in visiting order; selectors without group passes: every group).
         Lets evidence collected once over all groups serve any theta / min_groups."""
-        return Evidence(evidence.groups, replay_visits(self.selector, evidence.groups), evidence.trace)
+        return Evidence(evidence.groups, replay_visits(self.selector, evidence.groups), evidence.trace,
+                        evidence.features)
 
     def empty_trace(self, layout: VideoLayout) -> Trace:
         """The trace of a selection on this layout before any group pass."""
@@ -213,13 +228,24 @@ class Stage:
                                     seconds=dict(evidence.trace.seconds))
         visited = evidence.visited
         start = time.perf_counter()
-        selection = selector.select(layout, visited)
+        if selector.needs_features:
+            if evidence.features is None:
+                raise ValueError(f"selector {config.selector!r} needs the video's features: collect the evidence "
+                                 "with a Stage of this selector")
+            selection = selector.select(layout, visited, features=evidence.features)
+        else:
+            selection = selector.select(layout, visited)
         trace.add_seconds("allocation", time.perf_counter() - start)
         kept = selection.kept_token_ids
         check_ranks_agree(self.model, "the selection (kept tokens)", kept, list(selection.group_budgets or []))
         # every group's stored candidates, not only the visited ones': evidence collected over all groups (the
         # ablation's) may already hold the features of tokens a selector takes from groups it did not visit
-        features = self._kept_features(query, evidence.groups, kept, trace)
+        if evidence.features is not None:  # every token's features are at hand
+            features = evidence.features[kept.to(evidence.features.device)]
+        else:
+            features = self._kept_features(query, evidence.groups, kept, trace)
+        features = _with_merged(features, kept, selection)
+        trace.merged_tokens = 0 if selection.merged_ids is None else int(selection.merged_ids.numel())
 
         budgets = dict(zip((g.group_id for g in visited), selection.group_budgets or []))
         visited_ids = {g.group_id for g in visited}
@@ -237,27 +263,59 @@ class Stage:
         trace.kept_token_ids = kept.tolist()
         return StageResult(kept, features, trace)
 
-    def _group_pass(self, query: Query, group: GroupEvidence) -> None:
-        """Encode one group, run its prefill, fill `group` with scores, entropy, ranked candidates, seconds."""
-        adapter, config, model = self.adapter, self.config, self.model
-        start = time.perf_counter()
-        pixels = query.pixels_for(group.units)
-        group.seconds["decode"] = time.perf_counter() - start
+    def encode_video(self, query: Query, trace: Trace | None = None) -> torch.Tensor:
+        """(N, D) features of every visual token in token-id order, on the feature store: the units encoded in
+        time order, a group's worth of consecutive units at a time (the model's own vision tower; no
+        language-model pass). Peak memory: the store holds N x D values (D x tokens per frame unit / frames
+        per unit per frame); the encoder sees one chunk at a time."""
+        store = "cpu" if self.config.feature_store == "cpu" else self.adapter.device
+        parts = []
+        for chunk in torch.split(torch.arange(query.layout.num_units), self.units_per_group):
+            start = time.perf_counter()
+            pixels = query.pixels_for(chunk)
+            if trace is not None:
+                trace.add_seconds("decode", time.perf_counter() - start)
+            start = time.perf_counter()
+            parts.append(self.adapter.encode(pixels).to(store))
+            if trace is not None:
+                trace.add_seconds("vision", time.perf_counter() - start)
+        return torch.cat(parts)
 
-        start = time.perf_counter()
-        features = adapter.encode(pixels)
-        group.seconds["vision"] = time.perf_counter() - start
+    def _group_pass(self, query: Query, group: GroupEvidence, video_features: torch.Tensor | None = None) -> None:
+        """Encode one group (or take its rows of `video_features`), run its prefill, fill `group` with scores,
+        entropy (None for the early-layer pass), ranked candidates, seconds."""
+        adapter, config, model = self.adapter, self.config, self.model
+        if video_features is not None:
+            features = video_features[group.token_ids.to(video_features.device)]
+        else:
+            start = time.perf_counter()
+            pixels = query.pixels_for(group.units)
+            group.seconds["decode"] = time.perf_counter() - start
+            start = time.perf_counter()
+            features = adapter.encode(pixels)
+            group.seconds["vision"] = time.perf_counter() - start
 
         start = time.perf_counter()
         inputs = adapter.model_inputs(query.prompt, query.layout, group.token_ids, features)
         columns = adapter.visual_columns(query.prompt, query.layout, group.token_ids)
-        with capture_scores(adapter, self.scoring_layer, n_query=len(query.prompt.suffix_ids), columns=columns,
-                            reduce=config.score_reduce, seq_len=_sequence_length(inputs)) as capture:
-            group.entropy = _group_entropy(model, inputs, config, query.option_ids)
+        early = self.selector.early_layer_pass
+        layer = config.early_layer if early else self.scoring_layer
+        # the early-layer pass (FastV): the last text token's attention, and the forward ends at that layer
+        n_query = 1 if early else len(query.prompt.suffix_ids)
+        with capture_scores(adapter, layer, n_query=n_query, columns=columns, reduce=config.score_reduce,
+                            seq_len=_sequence_length(inputs), stop=early) as capture:
+            if early:
+                try:
+                    model(**inputs, logits_to_keep=1, use_cache=False)
+                except ScoresCaptured:
+                    pass
+                group.entropy = None
+            else:
+                group.entropy = _group_entropy(model, inputs, config, query.option_ids)
         group.seconds["prefill"] = time.perf_counter() - start - capture.seconds
         group.seconds["scoring"] = capture.seconds
         if capture.scores is None:
-            raise RuntimeError(f"the scoring hook on layer {self.scoring_layer} did not fire during the group prefill")
+            raise RuntimeError(f"the scoring hook on layer {layer} did not fire during the group prefill")
 
         keep = min(group.num_tokens, math.ceil(config.overselect * config.budget))  # no group can be given more
         store = "cpu" if config.feature_store == "cpu" else features.device
@@ -305,6 +363,22 @@ class Stage:
             wanted = kept[(kept >= chunk_ids[0]) & (kept <= chunk_ids[-1])]
             parts.append(feats[torch.searchsorted(chunk_ids, wanted).to(feats.device)])
         return torch.cat(parts)
+
+
+def _with_merged(features: torch.Tensor, kept: torch.Tensor, selection: Selection) -> torch.Tensor:
+    """`features` (K, D) of the kept tokens with the rows of merged tokens replaced by their merged features."""
+    if selection.merged_ids is None or len(selection.merged_ids) == 0:
+        return features
+    merged = selection.merged_ids.to(kept.device)
+    rows = torch.searchsorted(kept, merged)
+    if bool((rows >= len(kept)).any()) or not torch.equal(kept[rows.clamp(max=len(kept) - 1)], merged):
+        raise ValueError("Selection.merged_ids must be among the kept token ids")
+    if selection.merged_features is None or selection.merged_features.shape != (len(merged), features.shape[1]):
+        raise ValueError(f"Selection.merged_features must be ({len(merged)}, {features.shape[1]}): one row per "
+                         "merged id")
+    out = features.clone()
+    out[rows.to(out.device)] = selection.merged_features.to(out.device, out.dtype)
+    return out
 
 
 def replay_visits(selector: Selector, groups: list[GroupEvidence]) -> list[GroupEvidence]:

@@ -39,6 +39,7 @@ class Trace:
     tokens_per_unit: int
     total_tokens: int
     kept_tokens: int = 0
+    merged_tokens: int = 0  # kept tokens whose feature is a merge of several (merging selectors)
     groups: list[GroupTrace] = field(default_factory=list)
     kept_token_ids: list[int] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=lambda: dict.fromkeys(STAGES, 0.0))

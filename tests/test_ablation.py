@@ -22,7 +22,7 @@ from adapttoken_plugin.toy import load_needle_model
 # 128-frame needle videos, 32 frames per group: 4 interleaved groups of 16 frame pairs (64 tokens each)
 BASE = AdaptTokenConfig(frames_per_group=32)
 GROUP_SELECTORS = ("attention-topk", "adapttoken", "adapttoken-lite")
-TIMING = ("seconds", "setup_seconds", "group_pass_seconds", "final_seconds", "evidence")
+TIMING = ("seconds", "setup_seconds", "feature_pass_seconds", "group_pass_seconds", "final_seconds", "evidence")
 
 
 @pytest.fixture(scope="module")

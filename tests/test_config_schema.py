@@ -55,7 +55,8 @@ def _key(config: at.AdaptTokenConfig) -> dict:
 
 def test_the_evidence_key_holds_every_evidence_setting_and_no_other():
     base = at.AdaptTokenConfig()
-    values = {"frames_per_group": 8, "fps": 2.0, "max_frames": 64, "max_pixels": 4096, "scoring_layer": 0,
+    values = {"frames_per_group": 8, "early_layer": 1, "fps": 2.0, "max_frames": 64, "max_pixels": 4096,
+              "scoring_layer": 0,
               "score_reduce": "mean", "entropy_mode": "generated", "entropy_max_new_tokens": 3,
               "entropy_top_fraction": 0.5, "position_rule": "transformers", "positions_1d": "original"}
     assert set(values) == set(settings_in(*EVIDENCE_PHASES))

@@ -22,7 +22,8 @@ from .stats import bootstrap_interval
 RESULT_FIELDS = (
     "run_id", "item_id", "subset", "selector", "budget", "budget_tokens", "tau", "theta", "scoring_layer",
     "frames_per_group", "total_tokens", "kept", "groups", "groups_visited", "letter", "answer", "correct",
-    "seconds", "setup_seconds", "group_pass_seconds", "final_seconds", "evidence", "kept_sha256",
+    "seconds", "setup_seconds", "feature_pass_seconds", "group_pass_seconds", "final_seconds", "evidence",
+    "kept_sha256",
 )
 SETTING = ("selector", "budget", "tau", "theta", "scoring_layer", "frames_per_group")
 

@@ -27,6 +27,7 @@ import torch
 from ..config import EVIDENCE_PHASES, AdaptTokenConfig, settings_in
 from ..layout import VideoLayout
 from ..pipeline import Pipeline, VideoPlan, VideoSession, format_question
+from ..registry import SELECTORS
 from ..stage import Evidence, IgnoredSettingWarning, Query, Stage
 from ..video import video_key_of_file
 from .datasets import Item
@@ -84,6 +85,11 @@ class _LazyVideo:
 
     def __exit__(self, *exc: object) -> None:
         self._stack.close()
+
+
+def _pass_kind(selector_class: type) -> str:
+    """Which group passes a selector's evidence comes from: "early layer" or the full "group" passes."""
+    return "early layer" if selector_class.early_layer_pass else "group"
 
 
 def _pipeline(model: Any, processor: Any, config: AdaptTokenConfig, backend: str) -> Pipeline:
@@ -148,13 +154,15 @@ class Sweep:
         pipe = _pipeline(self.model, self.processor, config, self.backend)
         prompt_text = format_question(item.question, item.options)
         option_ids = pipe.option_token_ids(len(item.options))
-        evidence: dict[tuple[int, int], tuple[CachedEvidence, str]] = {}
+        evidence: dict[tuple[str, int, int], tuple[CachedEvidence, str]] = {}
+        video_features: list[tuple[torch.Tensor, float]] = []  # the item's features, encoded once for all runs
         with _LazyVideo(pipe, item.video) as video:
             # per-frame prompt text (Qwen3-VL timestamps, InternVL labels) is made from the plan: no frame decoded
             prompt = pipe.prompt_parts(prompt_text, video.plan if pipe.prompt_needs_video else None)
             for spec, run_id in pending:
+                selector_class = SELECTORS.get(spec.selector)
                 if spec.needs_group_pass:
-                    where = (spec.scoring_layer, spec.frames_per_group)
+                    where = (_pass_kind(selector_class), spec.scoring_layer, spec.frames_per_group)
                     if where not in evidence:
                         evidence[where] = self._evidence(pipe, config, video, video_sha, prompt_text, prompt,
                                                          option_ids, *where)
@@ -166,11 +174,20 @@ class Sweep:
                 cfg = spec.config(config, layout.num_tokens)
                 stage = Stage(self.model, pipe.adapter, cfg, warn=False)  # the grid gives each selector its own axes
                 query = Query(prompt, layout, video.pixels_for, option_ids, video_key_of_file(item.video))
+                feature_pass = 0.0
+                features = None
+                if selector_class.needs_features:  # one vision pass over the video, shared by the item's runs
+                    if not video_features:
+                        start = time.perf_counter()
+                        video_features.append((stage.encode_video(query), 0.0))
+                        video_features[0] = (video_features[0][0], time.perf_counter() - start)
+                    features, feature_pass = video_features[0]
                 if spec.needs_group_pass:
-                    evidence_now = stage.replay(Evidence(cached.groups, cached.groups, stage.empty_trace(layout)))
+                    evidence_now = stage.replay(Evidence(cached.groups, cached.groups, stage.empty_trace(layout),
+                                                         features))
                     passes = sum(sum(g.seconds.values()) for g in evidence_now.visited)
                 else:
-                    evidence_now, passes = stage.collect_evidence(query), 0.0  # no model call
+                    evidence_now, passes = stage.collect_evidence(query, features=features), 0.0  # no model call
                 groups, visited = evidence_now.groups, evidence_now.visited
                 start = time.perf_counter()
                 result = stage.finish(query, evidence_now)
@@ -184,16 +201,20 @@ class Sweep:
                     "kept": result.trace.kept_tokens, "groups": len(groups),
                     "groups_visited": len(visited) if spec.needs_group_pass else 0,
                     "letter": answer.letter, "answer": item.answer, "correct": answer.letter == item.answer,
-                    "seconds": setup + passes + own, "setup_seconds": setup, "group_pass_seconds": passes,
+                    "seconds": setup + feature_pass + passes + own, "setup_seconds": setup,
+                    "feature_pass_seconds": feature_pass, "group_pass_seconds": passes,
                     "final_seconds": own, "evidence": status,
                     "kept_sha256": hashlib.sha256(result.token_ids.numpy().tobytes()).hexdigest()[:16],
                 }
 
-    def _evidence(self, pipe, config, video, video_sha, prompt_text, prompt, option_ids, layer, frames_per_group):
-        """Every group's evidence for one (scoring layer, frames per group): from the cache, else collected."""
+    def _evidence(self, pipe, config, video, video_sha, prompt_text, prompt, option_ids, kind, layer,
+                  frames_per_group):
+        """Every group's evidence for one (kind of pass, scoring layer, frames per group): from the cache, else
+        collected (`kind`: "group" for the full group passes, "early layer" for the early-layer pass)."""
         key = self._evidence_key(config, video_sha, prompt_text, prompt, option_ids, layer, frames_per_group)
-        peers = [s for s in self.specs if s.needs_group_pass and (s.scoring_layer, s.frames_per_group)
-                 == (layer, frames_per_group)]
+        key["pass"] = kind
+        peers = [s for s in self.specs if s.needs_group_pass and (_pass_kind(SELECTORS.get(s.selector)),
+                 s.scoring_layer, s.frames_per_group) == (kind, layer, frames_per_group)]
 
         def largest_budget(layout: VideoLayout) -> int:  # every budget of the grid that reads this evidence
             return max(resolve_budget(s.budget, layout.num_tokens) for s in peers)
@@ -203,7 +224,10 @@ class Sweep:
             return cached, "hit"
         session = video.open()
         budget = largest_budget(session.layout)
-        collect = config.replace(selector="adapttoken", budget=budget, scoring_layer=layer,
+        # the full passes are collected as AdaptToken runs them (every group); the early-layer pass as the first
+        # early-layer selector of the grid does (any: they share the pass)
+        collector = "adapttoken" if kind == "group" else peers[0].selector
+        collect = config.replace(selector=collector, budget=budget, scoring_layer=layer,
                                  frames_per_group=frames_per_group, feature_store="cpu")
         found = Stage(self.model, pipe.adapter, collect, warn=False).collect_evidence(
             Query(prompt, session.layout, video.pixels_for, option_ids))

@@ -31,8 +31,14 @@ from ..layout import GroupEvidence, Selection, VideoLayout
 class Selector:
     """Base class: subclasses override `select` (and `should_stop` for early exit).
 
-    Class attributes (the declaration):
+    Class attributes (the declaration of the evidence it needs: the stage produces exactly that):
         needs_group_pass: whether the stage must run the per-group prefill (scores, entropy) before `select`.
+        early_layer_pass: the group passes stop after layer `early_layer`, scored by the last text token's
+            attention, with no entropy (FastV's signal); implies `needs_group_pass`.
+        needs_features: whether `select` gets `features`: (N, D) every visual token's features in token-id
+            order (time, then raster), from one vision pass over all sampled frames and no language-model
+            pass; `select(layout, groups, features=...)` must then take the keyword.
+        merges: whether it may return merged tokens (`Selection.merged_ids` / `merged_features`).
         reads: the `AdaptTokenConfig` settings the selector's own rule reads (`select`, `should_stop`). A
             selector with group passes also depends on every `group pass` setting through its evidence.
         exact_budget: whether it keeps exactly min(budget, visual tokens); False for selectors that may
@@ -41,6 +47,9 @@ class Selector:
 
     registry_name: ClassVar[str] = "?"
     needs_group_pass: ClassVar[bool] = True
+    early_layer_pass: ClassVar[bool] = False
+    needs_features: ClassVar[bool] = False
+    merges: ClassVar[bool] = False
     reads: ClassVar[tuple[str, ...]] = ("budget",)
     exact_budget: ClassVar[bool] = True
 
@@ -51,16 +60,31 @@ class Selector:
         if unknown:
             raise RegistryError(f"{cls.__name__}.reads names {unknown}, which are not AdaptTokenConfig settings; "
                                 f"settings: {sorted(known)}")
+        if cls.early_layer_pass and not cls.needs_group_pass:
+            raise RegistryError(f"{cls.__name__}: early_layer_pass is a kind of group pass; set needs_group_pass")
 
     def __init__(self, config: AdaptTokenConfig) -> None:
         self.config = config
 
     @classmethod
     def settings_read(cls) -> tuple[str, ...]:
-        """Every setting the selection depends on: `reads`, plus the group-pass settings when it has group
-        passes (they make its evidence)."""
-        group = settings_in("group pass") if cls.needs_group_pass else ()
+        """Every setting the selection depends on: `reads`, plus the group-pass settings its evidence is made
+        with (the early-layer pass reads only `frames_per_group` and `early_layer`)."""
+        if cls.early_layer_pass:
+            group: tuple[str, ...] = ("frames_per_group", "early_layer")
+        elif cls.needs_group_pass:
+            group = tuple(s for s in settings_in("group pass") if s != "early_layer")
+        else:
+            group = ()
         return tuple(dict.fromkeys((*cls.reads, *group)))
+
+    @classmethod
+    def evidence(cls) -> str:
+        """What the stage produces for it, in words (`adapttoken list`, the docs tables)."""
+        parts = ["features"] if cls.needs_features else []
+        if cls.needs_group_pass:
+            parts.append("early-layer pass" if cls.early_layer_pass else "group passes")
+        return " + ".join(parts) or "none"
 
     def should_stop(self, seen: list[GroupEvidence], num_groups: int) -> bool:
         """Called after each group pass; True skips the remaining groups."""
