@@ -123,6 +123,18 @@ def top_up(kept: torch.Tensor, layout: VideoLayout, budget: int) -> torch.Tensor
     return torch.sort(torch.cat([kept, evenly_spaced(rest, short)])).values
 
 
+def global_top_k(groups: list[GroupEvidence], budget: int) -> Selection:
+    """One top-k over every visited group's ranked candidates, by score (ties to the lower token id): the
+    groups' scores are compared directly, with no per-group budget. Returns the kept ids (ascending) and how
+    many each group gave."""
+    ids = torch.cat([g.candidate_ids for g in groups])
+    scores = torch.cat([g.scores[torch.searchsorted(g.token_ids, g.candidate_ids)].float() for g in groups])
+    by_id = torch.argsort(ids)  # ties to the lower id: a stable sort by score over ids in ascending order
+    order = by_id[torch.argsort(scores[by_id], descending=True, stable=True)]
+    kept = torch.sort(ids[order[:budget]]).values
+    return Selection(kept, [int(torch.isin(g.candidate_ids, kept).sum()) for g in groups])
+
+
 def sorted_ids(parts: list[torch.Tensor]) -> torch.Tensor:
     """Concatenate token-id tensors and sort them (temporal, then raster order)."""
     if not parts:
