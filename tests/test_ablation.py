@@ -377,3 +377,37 @@ def test_a_sweep_served_from_the_cache_decodes_no_frame(name, tmp_path, monkeypa
     assert {r["evidence"] for r in cached.rows} == {"hit"} and cached.ran == len(first.rows) == 3
     assert counts == {"frames": 0, "decodes": 0}
     assert _without_timing(cached.rows) == _without_timing(first.rows)
+
+
+def test_vary_adds_an_axis_only_for_the_selectors_that_read_the_setting():
+    grid = Grid(("fastv", "adapttoken", "uniform"), budgets=("1/16",), vary=(("early_layer", ("1", "2")),))
+    specs = expand_grid(grid, BASE, default_scoring_layer=1)
+    assert [(s.selector, s.settings) for s in specs] == [
+        ("fastv", "early_layer=1"), ("fastv", "early_layer=2"), ("adapttoken", ""), ("uniform", "")]
+    assert specs[1].config(BASE, total_tokens=320).early_layer == 2 and specs[1].config(BASE, 320).budget == 20
+    assert specs[2].scoring_layer == 1 and specs[0].scoring_layer is None  # fastv reads early_layer instead
+    for bad, match in ((("tau", ("1",)), "own flags"), (("fps", ("1",)), "not a setting the grid can vary"),
+                       (("early_layer", ()), "at least one value"), (("early_layer", ("x",)), "early_layer")):
+        with pytest.raises(ConfigError, match=match):
+            Grid(("fastv",), vary=(bad,))
+
+
+def test_ablate_command_takes_all_selectors_and_vary(monkeypatch, tmp_path):
+    from adapttoken_plugin.ablation import command
+
+    seen = {}
+
+    class Stop(Exception):
+        pass
+
+    def fake_load(*args):
+        raise Stop
+
+    monkeypatch.setattr(command, "load_model", fake_load)
+    monkeypatch.setattr(command, "Grid", lambda *a: seen.setdefault("grid", Grid(*a)))
+    with pytest.raises(Stop):
+        command._ablate(command.build_parser().parse_args(
+            ["--selectors", "all", "--vary", "early_layer=1,3", "--questions", "1", "--lengths", "16",
+             "--videos", str(tmp_path)]))
+    assert seen["grid"].selectors == tuple(SELECTORS.names())
+    assert seen["grid"].vary == (("early_layer", (1, 3)),)

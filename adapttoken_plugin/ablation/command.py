@@ -17,6 +17,7 @@ from pathlib import Path
 from ..config import AdaptTokenConfig
 from ..errors import AdaptTokenError, ConfigError
 from ..loading import load_model  # the checkpoint at --model; None: the bundled trained toy model
+from ..registry import SELECTORS
 from .datasets import annotation_items, needle_items
 from .grid import Grid
 
@@ -33,12 +34,16 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--videos", default="runs/needle_videos", help="needle: folder of the generated videos")
     grid = parser.add_argument_group("grid (an axis left out takes the config's value)")
     grid.add_argument("--selectors", nargs="+", default=["uniform", "attention-topk", "adapttoken",
-                                                          "adapttoken-lite"])
+                                                          "adapttoken-lite"],
+                      help="registered selector names, or `all` for every registered selector")
     grid.add_argument("--budgets", nargs="+", default=[], help="tokens (4096) or fractions of the video (1/16)")
     grid.add_argument("--tau", type=float, nargs="+", default=[])
     grid.add_argument("--theta", type=float, nargs="+", default=[])
     grid.add_argument("--scoring-layer", type=int, nargs="+", default=[])
     grid.add_argument("--frames-per-group", type=int, nargs="+", default=[])
+    grid.add_argument("--vary", nargs="+", default=[], metavar="KEY=V1,V2",
+                      help="more axes: any selection or group-pass setting a selector declares (evs_threshold=0.8,0.9; "
+                      "early_layer=2,3), expanded only for the selectors that read it")
     run = parser.add_argument_group("run")
     run.add_argument("--model", default=None, help="model directory (default: the bundled trained toy model)")
     run.add_argument("--device", default="cpu")
@@ -51,6 +56,17 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
+
+
+def vary_axes(items: list[str]) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """["evs_threshold=0.8,0.9", ...] -> (("evs_threshold", ("0.8", "0.9")), ...); the Grid checks the names."""
+    axes = []
+    for item in items:
+        key, sep, values = item.partition("=")
+        if not sep or not values:
+            raise ConfigError(f"--vary {item!r}: expected KEY=V1,V2,...")
+        axes.append((key.strip().replace("-", "_"), tuple(v.strip() for v in values.split(","))))
+    return tuple(axes)
 
 
 def base_config(settings: list[str]) -> AdaptTokenConfig:
@@ -83,8 +99,9 @@ def _ablate(args: argparse.Namespace) -> int:
 
         torch.set_num_threads(args.threads)
     base = base_config(args.set)
-    grid = Grid(tuple(args.selectors), tuple(args.budgets), tuple(args.tau), tuple(args.theta),
-                tuple(args.scoring_layer), tuple(args.frames_per_group))
+    selectors = tuple(SELECTORS.names()) if args.selectors == ["all"] else tuple(args.selectors)
+    grid = Grid(selectors, tuple(args.budgets), tuple(args.tau), tuple(args.theta),
+                tuple(args.scoring_layer), tuple(args.frames_per_group), vary_axes(args.vary))
     items = (needle_items(args.questions, tuple(args.lengths), args.videos, seed=args.seed)
              if args.dataset == "needle" else annotation_items(args.dataset))
     model, processor = load_model(args.model, args.device, args.dtype)

@@ -3,7 +3,9 @@
 An axis a selector does not read is not expanded for it (uniform has no tau, only Lite has a theta),
 so no run repeats another with a setting that cannot change it; that axis is None in its `RunSpec`.
 Which axes a selector reads comes from its own declaration (`Selector.settings_read()`).
-Budgets are tokens ("512") or a fraction of the video's visual tokens ("1/16").
+Budgets are tokens ("512") or a fraction of the video's visual tokens ("1/16"). Any other selection or
+group-pass setting a selector declares (`evs_threshold`, `early_layer`, ...) is an axis too (`Grid.vary`,
+`adapttoken ablate --vary KEY=V1,V2`), expanded only for the selectors that read it.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from dataclasses import asdict, dataclass
 from fractions import Fraction
 from typing import Any
 
-from ..config import AdaptTokenConfig
+from ..config import AdaptTokenConfig, settings_in
 from ..errors import ConfigError
 from ..registry import SELECTORS
 
@@ -28,7 +30,11 @@ def axes_read(selector: str) -> tuple[str, ...]:
 
 @dataclass(frozen=True)
 class Grid:
-    """Values of each axis; an empty axis means the base config's value (budget: the base budget)."""
+    """Values of each axis; an empty axis means the base config's value (budget: the base budget).
+
+    `vary`: more axes, ((setting, (value, ...)), ...) for selection or group-pass settings outside AXES
+    (values coerced to the setting's type, as `AdaptTokenConfig` does).
+    """
 
     selectors: tuple[str, ...]
     budgets: tuple[str, ...] = ()
@@ -36,6 +42,7 @@ class Grid:
     theta: tuple[float, ...] = ()
     scoring_layer: tuple[int, ...] = ()
     frames_per_group: tuple[int, ...] = ()
+    vary: tuple[tuple[str, tuple[Any, ...]], ...] = ()
 
     def __post_init__(self) -> None:
         if not self.selectors:
@@ -44,6 +51,16 @@ class Grid:
             SELECTORS.get(name)  # RegistryError names the known selectors
         for spec in self.budgets:
             budget_fraction(spec)
+        allowed = set(settings_in("selection", "group pass")) - {*AXES, "selector"}
+        coerced = []
+        for name, values in self.vary:
+            if name not in allowed:
+                raise ConfigError(f"--vary {name}: not a setting the grid can vary; one of {sorted(allowed)} "
+                                  f"(budget, tau, theta, scoring_layer and frames_per_group have their own flags)")
+            if not values:
+                raise ConfigError(f"--vary {name}: give at least one value")
+            coerced.append((name, tuple(AdaptTokenConfig().replace(**{name: v}).to_dict()[name] for v in values)))
+        object.__setattr__(self, "vary", tuple(coerced))
 
 
 @dataclass(frozen=True)
@@ -56,6 +73,7 @@ class RunSpec:
     theta: float | None
     scoring_layer: int | None
     frames_per_group: int | None
+    settings: str = ""  # the `vary` axes this selector reads, "name=value, ..." (empty: none)
 
     @property
     def needs_group_pass(self) -> bool:
@@ -72,7 +90,11 @@ class RunSpec:
         for axis in AXES[1:]:
             if getattr(self, axis) is not None:
                 values[axis] = getattr(self, axis)
-        return base.replace(**values)
+        return base.replace(**values, **self.setting_values())
+
+    def setting_values(self) -> dict[str, str]:
+        """The `vary` axes of this run as {setting: value string} (coerced by the config)."""
+        return dict(part.split("=", 1) for part in self.settings.split(", ")) if self.settings else {}
 
 
 def budget_fraction(spec: str) -> Fraction | int:
@@ -121,5 +143,9 @@ def expand_grid(grid: Grid, base: AdaptTokenConfig, default_scoring_layer: int) 
     for name in grid.selectors:
         read = axes_read(name)
         values = [tuple(dict.fromkeys(given[a] or defaults[a])) if a in read else (None,) for a in AXES]
-        runs += [RunSpec(name, *point) for point in itertools.product(*values)]
+        reads = SELECTORS.get(name).settings_read()
+        extra = [(setting, tuple(dict.fromkeys(vals))) for setting, vals in grid.vary if setting in reads]
+        extra_points = itertools.product(*[[f"{s}={v}" for v in vals] for s, vals in extra])
+        for point, more in itertools.product(list(itertools.product(*values)), list(extra_points)):
+            runs.append(RunSpec(name, *point, settings=", ".join(more)))
     return runs

@@ -21,11 +21,12 @@ from .stats import bootstrap_interval
 
 RESULT_FIELDS = (
     "run_id", "item_id", "subset", "selector", "budget", "budget_tokens", "tau", "theta", "scoring_layer",
-    "frames_per_group", "total_tokens", "kept", "groups", "groups_visited", "letter", "answer", "correct",
+    "frames_per_group", "settings", "total_tokens", "kept", "groups", "groups_visited", "letter", "answer",
+    "correct",
     "seconds", "setup_seconds", "feature_pass_seconds", "group_pass_seconds", "final_seconds", "evidence",
     "kept_sha256",
 )
-SETTING = ("selector", "budget", "tau", "theta", "scoring_layer", "frames_per_group")
+SETTING = ("selector", "budget", "tau", "theta", "scoring_layer", "frames_per_group", "settings")
 
 
 class ResultsLog:
@@ -71,7 +72,7 @@ def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     subsets: dict[str, int] = {}
     settings: dict[tuple, int] = {}
     for r in rows:
-        setting = tuple(r[k] for k in SETTING)
+        setting = tuple(r.get(k, "" if k == "settings" else None) for k in SETTING)
         subsets.setdefault(r["subset"], len(subsets))
         settings.setdefault(setting, len(settings))
         cells.setdefault((r["subset"], setting), []).append(r)
@@ -95,16 +96,17 @@ def _value(v: Any) -> str:
 
 def markdown(cells: list[dict[str, Any]]) -> str:
     """The main table, then (when the sweep has both) Lite against AdaptToken at the same settings."""
-    lines = ["| subset | selector | budget | tokens kept | tau | theta | layer | frames / group | questions "
-             "| accuracy [95% bootstrap] | s / question | groups visited |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| subset | selector | budget | tokens kept | tau | theta | layer | frames / group | other settings "
+             "| questions | accuracy [95% bootstrap] | s / question | groups visited |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for c in cells:
         budget = "all" if c["budget"] == "all" else f"{c['budget']} ({c['budget_tokens']:.0f})"
         visited = f"{c['groups_visited']:.1f} / {c['groups']:.0f}" if c["groups_visited"] else "-"
         low, high = c["accuracy_95"]
         lines.append(f"| {c['subset']} | {c['selector']} | {budget} | {c['kept']:.1f} | {_value(c['tau'])} "
                      f"| {_value(c['theta'])} | {_value(c['scoring_layer'])} | {_value(c['frames_per_group'])} "
-                     f"| {c['questions']} | {c['accuracy']:.3f} [{low:.3f}, {high:.3f}] | {c['seconds']:.3f} "
+                     f"| {c.get('settings') or '-'} | {c['questions']} | {c['accuracy']:.3f} [{low:.3f}, {high:.3f}] "
+                     f"| {c['seconds']:.3f} "
                      f"| {visited} |")
     pairs = lite_pairs(cells)
     if pairs:
@@ -142,7 +144,9 @@ def write_outputs(out: Path, rows: list[dict[str, Any]], report: dict[str, Any])
 
 
 def _label(c: dict[str, Any], varying: list[str]) -> str:
-    extra = [f"{k}={_value(c[k])}" for k in varying if c[k] is not None]
+    extra = [f"{k}={_value(c[k])}" for k in varying if c[k] is not None and k != "settings"]
+    if c.get("settings") and "settings" in varying:
+        extra.append(c["settings"])
     return c["selector"] + (f" ({', '.join(extra)})" if extra else "")
 
 
