@@ -68,7 +68,7 @@ def test_grid_expands_each_selector_over_the_axes_it_reads():
     by = {name: [s for s in specs if s.selector == name] for name in grid.selectors}
     assert [len(by[n]) for n in grid.selectors] == [1, 2, 8, 16, 32]  # "2/32" is "1/16": not run twice
     assert by["full"][0].to_dict() == {"selector": "full", "budget": None, "tau": None, "theta": None,
-                                       "scoring_layer": None, "frames_per_group": None}
+                                       "scoring_layer": None, "frames_per_group": None, "settings": ""}
     assert {s.budget for s in by["uniform"]} == {"1/16", "64"} and all(s.tau is None for s in by["uniform"])
     lite = {(s.budget, s.tau, s.theta, s.scoring_layer, s.frames_per_group) for s in by["adapttoken-lite"]}
     assert lite == set(itertools.product(("1/16", "64"), (0.5, 2.0), (0.1, 0.4), (1, 2), (32, 64)))
@@ -234,9 +234,9 @@ def test_markdown_table_numbers_equal_the_csv(trained, items, tmp_path):
     table = (tmp_path / "table.md").read_text().split("\n\n")[0].splitlines()[2:]
     assert len(table) == len(cells)
     for line in table:
-        subset, selector, budget, kept, tau, theta, layer, fpg, n, accuracy, seconds, visited = \
+        subset, selector, budget, kept, tau, theta, layer, fpg, other, n, accuracy, seconds, visited = \
             [c.strip() for c in line.strip("|").split("|")]
-        rs = cells[(subset, selector, budget.split(" ")[0], tau, theta, layer, fpg)]
+        rs = cells[(subset, selector, budget.split(" ")[0], tau, theta, layer, fpg, "-" if other == "-" else other)]
         assert int(n) == len(rs)
         assert kept == f"{sum(int(r['kept']) for r in rs) / len(rs):.1f}"
         correct = [float(r["correct"] == "True") for r in rs]
