@@ -24,9 +24,11 @@ def selectors_table() -> str:
             "|---|---|---|---|---|"]
     for name in SELECTORS.names():
         cls = SELECTORS.get(name)
-        evidence = "group passes" if cls.needs_group_pass else "none"
+        evidence = cls.evidence() + (", merges tokens" if cls.merges else "")
         reads = ", ".join(f"`{s}`" for s in cls.reads) or "-"
-        if cls.needs_group_pass:
+        if cls.early_layer_pass:
+            reads += " + `frames_per_group`, `early_layer`"
+        elif cls.needs_group_pass:
             reads += " + group-pass settings"
         summary = SELECTORS.meta(name).get("summary", "")
         rows.append(f"| `{name}` | {summary} | {evidence} | {reads} | {'yes' if cls.exact_budget else 'no'} |")
