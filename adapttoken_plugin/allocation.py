@@ -57,6 +57,40 @@ def allocate_by_weights(
     return alloc
 
 
+def allocation_upper_bounds(budget: int, log_weights: Sequence[float], capacities: Sequence[int]) -> list[int]:
+    """Upper bounds on what `allocate_by_weights` can give each of these groups once MORE groups join.
+
+    The capped allocation is water-filling: B_g = min(cap_g, lam * w_g) with the level lam set so the total is
+    the budget. More groups (weights >= 0) can only lower the level, so each group's final share is at most
+    min(cap_g, lam_now * w_g); largest-remainder rounding adds at most one token. With every group here
+    saturated (sum of capacities <= budget) the level is unbounded and the bound is the capacity.
+
+    Lets the stage drop, while groups are still arriving, candidates a group can never be given (the
+    candidate store stays bounded as the video grows) without changing the final selection.
+    """
+    if len(log_weights) != len(capacities):
+        raise ValueError(f"{len(log_weights)} weights for {len(capacities)} groups")
+    n = len(capacities)
+    if n == 0:
+        return []
+    if sum(capacities) <= budget:
+        return list(capacities)
+    top = max(log_weights)
+    weights = [math.exp(w - top) for w in log_weights]
+    remaining, open_groups = float(budget), [g for g in range(n) if capacities[g] > 0]
+    while True:  # the level: saturate every group whose share exceeds its capacity, spread the rest
+        total_w = sum(weights[g] for g in open_groups)
+        if total_w == 0:  # the groups left have weights that underflowed to 0: no finite level bounds them
+            return [capacities[g] if g in open_groups else min(capacities[g], budget) for g in range(n)]
+        level = remaining / total_w
+        saturated = [g for g in open_groups if level * weights[g] >= capacities[g]]
+        if not saturated:
+            break
+        remaining -= sum(capacities[g] for g in saturated)
+        open_groups = [g for g in open_groups if g not in saturated]
+    return [min(capacities[g], math.ceil(level * weights[g]) + 1) for g in range(n)]
+
+
 def allocate_budget(budget: int, entropies: Sequence[float], capacities: Sequence[int], tau: float) -> list[int]:
     """AdaptToken's allocation: lower entropy (nats) -> larger share; softmax temperature `tau`."""
     if tau <= 0:

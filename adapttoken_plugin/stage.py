@@ -154,12 +154,12 @@ class Stage:
     @torch.no_grad()
     def run(self, query: Query, on_group: Callable[[GroupEvidence, int], None] | None = None) -> StageResult:
         """Select the visual tokens of one query; `on_group(group, num_groups)` is called after each group pass."""
-        return self.finish(query, self.collect_evidence(query, on_group))
+        return self.finish(query, self.collect_evidence(query, on_group, bound_store=True))
 
     @torch.no_grad()
     def collect_evidence(
         self, query: Query, on_group: Callable[[GroupEvidence, int], None] | None = None,
-        features: torch.Tensor | None = None,
+        features: torch.Tensor | None = None, bound_store: bool = False,
     ) -> Evidence:
         """Produce the evidence the selector declares: every token's features (`needs_features`: one vision pass
         over the video in time order, no language-model pass) and the group passes (all groups, or until
@@ -168,6 +168,9 @@ class Stage:
         Scores, entropies and the features of each group's best ceil(overselect * budget) tokens do not
         depend on the budget below that, tau or theta: evidence collected once serves every such setting.
         `features`: the video's features from an earlier `encode_video` of the same query (not encoded again).
+        `bound_store`: after each pass, drop the candidates no seen group can still need under THIS config
+        (`selector.candidate_bounds`): the store stays bounded as the video grows, and the evidence then
+        serves this config only (`run` does this; evidence kept for other budgets or tau must not).
         """
         self.check_options(query.option_ids)
         layout, config = query.layout, self.config
@@ -192,6 +195,8 @@ class Stage:
             for stage, seconds in group.seconds.items():
                 trace.add_seconds(stage, seconds)
             visited.append(group)
+            if bound_store:
+                _bound_candidates(visited, selector.candidate_bounds(visited))
             if on_group is not None:
                 on_group(group, len(groups))
             if selector.should_stop(visited, len(groups)):
@@ -330,21 +335,23 @@ class Stage:
                        trace: Trace) -> torch.Tensor:
         """Features (K, D) of the kept tokens, in kept order: from the candidate store where the group
         passes left them; the others (no group pass, or tokens of groups never passed) encoded now."""
-        stored = [g for g in groups if g.candidate_ids is not None]
+        stored = [g for g in groups if g.candidate_ids is not None and len(g.candidate_ids)]
         if not stored:
             return self._encode_tokens(query, kept, trace)
-        ids = torch.cat([g.candidate_ids for g in stored])
-        feats = torch.cat([g.candidate_features.to(stored[0].candidate_features.device) for g in stored])
-        order = torch.argsort(ids)
-        ids = ids[order]
-        position = torch.searchsorted(ids, kept).clamp(max=max(len(ids) - 1, 0))
-        found = ids[position] == kept if len(ids) else torch.zeros(len(kept), dtype=torch.bool)
+        # gathered group by group into one (K, D) output: never a copy of the whole store
+        sample = stored[0].candidate_features
+        out = sample.new_empty((len(kept), sample.shape[1]))
+        found = torch.zeros(len(kept), dtype=torch.bool)
+        for group in stored:
+            hit = torch.isin(group.candidate_ids, kept) & ~torch.isin(group.candidate_ids, kept[found])
+            if bool(hit.any()):
+                rows = torch.searchsorted(kept, group.candidate_ids[hit])
+                out[rows.to(out.device)] = group.candidate_features[hit.to(group.candidate_features.device)].to(
+                    out.device)
+                found[rows] = True
         if bool(found.all()):
-            return feats[order[position].to(feats.device)]
-        encoded = self._encode_tokens(query, kept[~found], trace).to(feats.device, feats.dtype)
-        out = feats.new_empty((len(kept), feats.shape[1]))
-        out[found.to(feats.device)] = feats[order[position[found]].to(feats.device)]
-        out[(~found).to(feats.device)] = encoded
+            return out
+        out[(~found).to(out.device)] = self._encode_tokens(query, kept[~found], trace).to(out.device, out.dtype)
         return out
 
     def _encode_tokens(self, query: Query, kept: torch.Tensor, trace: Trace) -> torch.Tensor:
@@ -363,6 +370,16 @@ class Stage:
             wanted = kept[(kept >= chunk_ids[0]) & (kept <= chunk_ids[-1])]
             parts.append(feats[torch.searchsorted(chunk_ids, wanted).to(feats.device)])
         return torch.cat(parts)
+
+
+def _bound_candidates(groups: list[GroupEvidence], bounds: list[int] | None) -> None:
+    """Keep at most `bounds[i]` ranked candidates of group i (a copy, so the dropped rows' memory is freed)."""
+    if bounds is None:
+        return
+    for group, bound in zip(groups, bounds):
+        if group.candidate_ids is not None and bound < len(group.candidate_ids):
+            group.candidate_ids = group.candidate_ids[:bound].clone()
+            group.candidate_features = group.candidate_features[:bound].clone()
 
 
 def _with_merged(features: torch.Tensor, kept: torch.Tensor, selection: Selection) -> torch.Tensor:

@@ -3,7 +3,7 @@ import math
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from adapttoken_plugin.allocation import allocate_budget, allocate_equally
+from adapttoken_plugin.allocation import allocate_budget, allocate_equally, allocation_upper_bounds
 
 entropies = st.floats(min_value=0.0, max_value=12.0, allow_nan=False)
 
@@ -65,3 +65,29 @@ def test_overflow_of_a_capped_group_goes_to_the_others():
 def test_ties_in_floating_point_go_to_the_lower_entropy():
     # -5e-324 / tau underflows to -0.0: the weights tie, the entropies do not
     assert allocate_budget(1, [5e-324, 0.0, 0.0], [5, 5, 5], tau=2.0) == [0, 1, 0]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    budget=st.integers(1, 400),
+    groups=st.lists(st.tuples(st.floats(0.0, 3.0), st.integers(0, 80)), min_size=1, max_size=12),
+    seen=st.integers(1, 12),
+    tau=st.sampled_from([0.1, 0.5, 2.0]),
+)
+def test_upper_bounds_from_the_groups_seen_hold_for_the_final_allocation(budget, groups, seen, tau):
+    """Whatever groups come later, no group seen so far is given more than its bound: the candidate store
+    may drop what lies beyond it without changing the selection."""
+    entropies, capacities = [h for h, _ in groups], [c for _, c in groups]
+    seen = min(seen, len(groups))
+    bounds = allocation_upper_bounds(budget, [-h / tau for h in entropies[:seen]], capacities[:seen])
+    final = allocate_budget(budget, entropies, capacities, tau)
+    assert all(f <= b for f, b in zip(final[:seen], bounds))
+    assert all(b <= c for b, c in zip(bounds, capacities[:seen]))
+
+
+def test_upper_bounds_shrink_as_groups_arrive():
+    caps = [100] * 8
+    alone = allocation_upper_bounds(64, [0.0], caps[:1])
+    eight = allocation_upper_bounds(64, [0.0] * 8, caps)
+    assert alone == [65] and eight == [9] * 8  # 64 / 8 = 8, plus one for rounding
+    assert allocation_upper_bounds(64, [0.0, 0.0], [10, 20]) == [10, 20]  # all saturated: the capacities

@@ -8,7 +8,7 @@ import math
 
 import torch
 
-from ..allocation import allocate_budget
+from ..allocation import allocate_budget, allocation_upper_bounds
 from ..dedup import location_aware_dedup
 from ..layout import GroupEvidence, Selection, VideoLayout
 from ..registry import SELECTORS
@@ -21,6 +21,10 @@ from .base import Selector, sorted_ids, top_by_score
 )
 class AdaptTokenSelector(Selector):
     reads = ("budget", "tau", "overselect", "dedup", "dedup_window")
+
+    def candidate_bounds(self, seen: list[GroupEvidence]) -> list[int]:
+        """The allocation can only shrink a seen group's share as groups arrive (`allocation_upper_bounds`)."""
+        return _bounds(self.config.budget, [-g.entropy / self.config.tau for g in seen], seen, self.config.overselect)
 
     def select(self, layout: VideoLayout, groups: list[GroupEvidence]) -> Selection:
         cfg = self.config
@@ -40,6 +44,13 @@ class AdaptTokenSelector(Selector):
             groups=group_of, group_budgets=torch.tensor(budgets), target=target, window=cfg.dedup_window,
         )
         return Selection(torch.sort(all_ids[keep]).values, budgets)
+
+
+def _bounds(budget: int, log_weights: list[float], groups: list[GroupEvidence], overselect: float) -> list[int]:
+    """Candidates each seen group can still be offered: ceil(overselect x) its allocation's upper bound."""
+    capacities = [g.num_tokens for g in groups]
+    return [min(c, math.ceil(overselect * b))
+            for c, b in zip(capacities, allocation_upper_bounds(budget, log_weights, capacities))]
 
 
 def _scores_of(group: GroupEvidence, token_ids: torch.Tensor) -> torch.Tensor:

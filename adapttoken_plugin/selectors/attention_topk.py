@@ -6,7 +6,7 @@ candidate scores highest (so 4 tokens over 16 groups are the 4 best groups' best
 
 import torch
 
-from ..allocation import allocate_equally
+from ..allocation import allocate_equally, allocation_upper_bounds
 from ..layout import GroupEvidence, Selection, VideoLayout
 from ..registry import SELECTORS
 from .base import Selector, sorted_ids, top_by_score
@@ -18,6 +18,11 @@ from .base import Selector, sorted_ids, top_by_score
 )
 class AttentionTopKSelector(Selector):
     reads = ("budget",)
+
+    def candidate_bounds(self, seen: list[GroupEvidence]) -> list[int]:
+        """An equal split can only shrink a seen group's share as groups arrive."""
+        capacities = [g.num_tokens for g in seen]
+        return allocation_upper_bounds(self.config.budget, [0.0] * len(seen), capacities)
 
     def select(self, layout: VideoLayout, groups: list[GroupEvidence]) -> Selection:
         capacities = [g.num_tokens for g in groups]

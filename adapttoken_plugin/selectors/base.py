@@ -90,6 +90,13 @@ class Selector:
         """Called after each group pass; True skips the remaining groups."""
         return False
 
+    def candidate_bounds(self, seen: list[GroupEvidence]) -> list[int] | None:
+        """After each group pass: how many ranked candidates each group seen so far can still need, whatever
+        groups come later (None: no bound; the stage keeps ceil(overselect * budget) per group). The stage
+        drops the rest as it goes, so the candidate store stays bounded on long videos; a bound that is too
+        small would change the selection (the contract suite's store test checks it does not)."""
+        return None
+
     def select(self, layout: VideoLayout, groups: list[GroupEvidence]) -> Selection:
         raise NotImplementedError
 

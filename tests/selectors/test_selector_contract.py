@@ -140,3 +140,46 @@ def test_a_selection_setting_it_does_not_declare_does_not_change_its_decision(na
 def test_every_selection_setting_has_another_value_to_try():
     """A new selection setting needs an entry in OTHER_VALUE, or the declaration test would not cover it."""
     assert set(settings_in("selection")) - {"selector"} == set(OTHER_VALUE)
+
+
+def _bounded_visits(name: str, config: AdaptTokenConfig, groups: list[GroupEvidence]) -> list[GroupEvidence]:
+    """The groups as `Stage.run` leaves them: visited in order, the candidate store cut to the selector's bounds
+    after each pass (`collect_evidence(..., bound_store=True)`)."""
+    from adapttoken_plugin.stage import _bound_candidates
+
+    selector = SELECTORS.get(name)(config)
+    visited: list[GroupEvidence] = []
+    for group in groups:
+        visited.append(group)
+        _bound_candidates(visited, selector.candidate_bounds(visited))
+        if selector.should_stop(visited, len(groups)):
+            break
+    return visited
+
+
+@pytest.mark.parametrize("name", [n for n in NAMES if SELECTORS.get(n).needs_group_pass])
+@SETTINGS
+@given(case=cases)
+def test_the_bounded_candidate_store_changes_no_decision(name, case):
+    layout, config, groups = _setup(name, case)
+    expected = decide(name, layout, copy.deepcopy(groups), config)[1]
+    visited = _bounded_visits(name, config, groups)
+    bounded = SELECTORS.get(name)(config).select(layout, visited)
+    assert torch.equal(bounded.kept_token_ids, expected.kept_token_ids)
+    assert bounded.group_budgets == expected.group_budgets
+
+
+def test_the_adapttoken_store_does_not_grow_with_the_video():
+    """Equal entropies: after G groups each may still need ceil(1.1 (B / G + 1)) candidates (the +1: rounding), so
+    the whole store holds at most 1.1 B + 4 G rows, a few rows per group, where without the bound each group keeps
+    min(its tokens, 1.1 B): 64 rows per group here."""
+    for num_units in (64, 256, 1024):
+        layout = VideoLayout(num_units=num_units, grid_h=4, grid_w=4)
+        config = AdaptTokenConfig(selector="adapttoken", budget=128, frames_per_group=4)
+        groups = synthetic_evidence("adapttoken", layout, 4, config, seed=0)
+        for group in groups:
+            group.entropy = 1.0
+        stored = sum(len(g.candidate_ids) for g in _bounded_visits("adapttoken", config, groups))
+        assert stored <= math.ceil(1.1 * 128) + 4 * len(groups), (num_units, stored)
+        assert sum(len(g.candidate_ids) for g in synthetic_evidence("adapttoken", layout, 4, config, 0)) \
+            >= min(len(groups) * 64, len(groups) * math.ceil(1.1 * 128))
