@@ -20,5 +20,10 @@ from .base import Selector, global_top_k
 class FlexSelectSelector(Selector):
     reads = ("budget",)
 
+    def candidate_bounds(self, seen: list[GroupEvidence]) -> list[int]:
+        """A candidate outside the top `budget` of the groups seen so far never enters the final top-k (later
+        groups only raise the bar); within a group the top-k takes a prefix of its ranked candidates."""
+        return global_top_k(seen, self.config.budget).group_budgets
+
     def select(self, layout: VideoLayout, groups: list[GroupEvidence]) -> Selection:
         return global_top_k(groups, self.config.budget)
