@@ -411,3 +411,24 @@ def test_ablate_command_takes_all_selectors_and_vary(monkeypatch, tmp_path):
              "--videos", str(tmp_path)]))
     assert seen["grid"].selectors == tuple(SELECTORS.names())
     assert seen["grid"].vary == (("early_layer", (1, 3)),)
+
+
+def test_paired_comparisons_count_the_discordant_questions():
+    from adapttoken_plugin.ablation.results import paired_comparisons, paired_markdown
+    from adapttoken_plugin.ablation.stats import mcnemar_exact
+
+    def row(selector, item, correct, budget="1/16", subset="256 frames", tau=None):
+        return {"subset": subset, "selector": selector, "budget": budget, "tau": tau, "theta": None,
+                "scoring_layer": None, "frames_per_group": None, "settings": "", "item_id": item, "correct": correct}
+
+    ours = [True] * 9 + [False]
+    theirs = [True] * 3 + [False] * 6 + [True]
+    rows = [row("adapttoken", i, c, tau=2.0) for i, c in enumerate(ours)]
+    rows += [row("uniform", i, c) for i, c in enumerate(theirs)]
+    rows += [row("uniform", i, True, budget="1/8") for i in range(10)]  # another budget: not paired
+    (pair,) = paired_comparisons(rows)
+    assert (pair["questions"], pair["only_reference"], pair["only_other"]) == (10, 6, 1)
+    assert pair["mcnemar_p"] == mcnemar_exact(6, 1) and pair["mcnemar_p"] > 0.05  # 6 vs 1 of 7: not significant
+    assert pair["difference_95"][0] <= 0.5 <= pair["difference_95"][1]
+    (line,) = [x for x in paired_markdown([pair]) if x.startswith("| 256")]
+    assert "| uniform | 10 | 0.900 | 0.400 | 6 | 1 | +0.500 [" in line and line.endswith("| no |")

@@ -30,3 +30,29 @@ def test_bad_input_is_refused():
         bootstrap_interval([])
     with pytest.raises(ValueError, match="level"):
         bootstrap_interval([1.0], level=1.0)
+
+
+def test_mcnemar_against_hand_computed_binomial_tails():
+    from adapttoken_plugin.ablation.stats import mcnemar_exact
+
+    assert mcnemar_exact(0, 0) == 1.0
+    assert mcnemar_exact(5, 5) == 1.0
+    assert mcnemar_exact(10, 0) == 2 / 2**10  # all ten discordant questions one way
+    assert abs(mcnemar_exact(8, 2) - 2 * (1 + 10 + 45) / 1024) < 1e-12  # P(X <= 2), X ~ Bin(10, 1/2), twice
+    assert mcnemar_exact(2, 8) == mcnemar_exact(8, 2)
+    with pytest.raises(ValueError):
+        mcnemar_exact(-1, 3)
+
+
+def test_paired_bootstrap_sees_a_difference_the_unpaired_intervals_hide():
+    from adapttoken_plugin.ablation.stats import paired_bootstrap_interval
+
+    rng = np.random.default_rng(0)
+    hard = rng.random(60) < 0.5  # questions both methods mostly share
+    first = hard.astype(float)
+    second = first.copy()
+    second[:6] = 0.0  # the second method loses six questions the first gets (where the first was right)
+    second[:6][first[:6] == 0] = 0.0
+    low, high = paired_bootstrap_interval(first, second)
+    assert low >= 0.0 and high > 0.0
+    assert paired_bootstrap_interval(first, first) == (0.0, 0.0)

@@ -17,7 +17,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from .stats import bootstrap_interval
+from .stats import bootstrap_interval, mcnemar_exact, paired_bootstrap_interval
 
 RESULT_FIELDS = (
     "run_id", "item_id", "subset", "selector", "budget", "budget_tokens", "tau", "theta", "scoring_layer",
@@ -122,6 +122,62 @@ def markdown(cells: list[dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def paired_comparisons(rows: list[dict[str, Any]], reference: str = "adapttoken") -> list[dict[str, Any]]:
+    """`reference` against every other setting at the same subset and budget, on the questions both answered:
+    accuracies, how many only one of them got right, the exact McNemar p-value and a 95% paired bootstrap
+    interval of the accuracy difference (reference minus other)."""
+    outcomes: dict[tuple, dict[str, bool]] = {}
+    for r in rows:
+        cell = (r["subset"], *(r.get(k, "" if k == "settings" else None) for k in SETTING))
+        outcomes.setdefault(cell, {})[r["item_id"]] = bool(r["correct"])
+    budget_at = 1 + SETTING.index("budget")
+    out = []
+    for ref_cell, ref in outcomes.items():
+        if ref_cell[1] != reference:
+            continue
+        for cell, other in outcomes.items():
+            if cell[1] == reference or cell[0] != ref_cell[0] or cell[budget_at] != ref_cell[budget_at]:
+                continue
+            items = sorted(ref.keys() & other.keys())
+            if not items:
+                continue
+            a = [float(ref[i]) for i in items]
+            b = [float(other[i]) for i in items]
+            only_ref = sum(x > y for x, y in zip(a, b))
+            only_other = sum(y > x for x, y in zip(a, b))
+            low, high = paired_bootstrap_interval(a, b)
+            out.append({
+                "subset": cell[0], "budget": cell[budget_at], "reference": dict(zip(SETTING, ref_cell[1:])),
+                "other": dict(zip(SETTING, cell[1:])), "questions": len(items),
+                "reference_accuracy": sum(a) / len(a), "other_accuracy": sum(b) / len(b),
+                "only_reference": only_ref, "only_other": only_other,
+                "mcnemar_p": mcnemar_exact(only_ref, only_other), "difference_95": [low, high],
+            })
+    return out
+
+
+def paired_markdown(pairs: list[dict[str, Any]]) -> list[str]:
+    """The paired table: which differences from AdaptToken the questions can tell apart (p < 0.05)."""
+    if not pairs:
+        return []
+    lines = ["", "| subset | budget | AdaptToken (tau) | other | questions | AdaptToken acc | other acc "
+             "| only AdaptToken right | only other right | difference [95% paired bootstrap] | McNemar p "
+             "| significant |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for p in pairs:
+        other = p["other"]
+        name = other["selector"] + "".join(f", {k} {_value(other[k])}" for k in ("tau", "theta")
+                                           if other[k] is not None)
+        if other.get("settings"):
+            name += f", {other['settings']}"
+        low, high = p["difference_95"]
+        lines.append(f"| {p['subset']} | {p['budget']} | {_value(p['reference']['tau'])} | {name} | {p['questions']} "
+                     f"| {p['reference_accuracy']:.3f} | {p['other_accuracy']:.3f} | {p['only_reference']} "
+                     f"| {p['only_other']} | {p['reference_accuracy'] - p['other_accuracy']:+.3f} [{low:+.3f}, "
+                     f"{high:+.3f}] | {p['mcnemar_p']:.3g} | {'yes' if p['mcnemar_p'] < 0.05 else 'no'} |")
+    return lines
+
+
 def lite_pairs(cells: list[dict[str, Any]]) -> list[tuple[dict[str, Any], dict[str, Any]]]:
     """(AdaptToken cell, Lite cell) at the same subset, budget, tau, scoring layer and frames per group."""
     same = ("subset", "budget", "tau", "scoring_layer", "frames_per_group")
@@ -137,8 +193,10 @@ def write_outputs(out: Path, rows: list[dict[str, Any]], report: dict[str, Any])
         writer.writeheader()
         writer.writerows({k: r.get(k) for k in RESULT_FIELDS} for r in rows)
     cells = summarise(rows)
-    (out / "results.json").write_text(json.dumps({"report": report, "summary": cells, "runs": rows}, indent=1))
-    (out / "table.md").write_text(markdown(cells))
+    pairs = paired_comparisons(rows)
+    (out / "results.json").write_text(json.dumps({"report": report, "summary": cells, "paired": pairs,
+                                                  "runs": rows}, indent=1))
+    (out / "table.md").write_text(markdown(cells) + "\n".join(paired_markdown(pairs)) + ("\n" if pairs else ""))
     plot_accuracy(cells, out / "accuracy.png")
     plot_lite_time(cells, out / "lite_time.png")
 
