@@ -24,10 +24,10 @@ def selectors_table() -> str:
             "|---|---|---|---|---|"]
     for name in SELECTORS.names():
         cls = SELECTORS.get(name)
-        evidence = "group passes" if cls.needs_group_pass else "none"
+        evidence = cls.evidence()  # features, group passes or the early-layer pass, from the declaration
         reads = ", ".join(f"`{s}`" for s in cls.reads) or "-"
         if cls.needs_group_pass:
-            reads += " + group-pass settings"
+            reads += " + early-layer settings" if cls.early_layer_pass else " + group-pass settings"
         summary = SELECTORS.meta(name).get("summary", "")
         rows.append(f"| `{name}` | {summary} | {evidence} | {reads} | {'yes' if cls.exact_budget else 'no'} |")
     return "\n".join(rows)
