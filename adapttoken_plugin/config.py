@@ -109,6 +109,9 @@ class AdaptTokenConfig:
     fastvid_anchor_step: int = setting(
         4, "selection", "`fastvid`: frame units per density window inside a segment (FastVID's anchor-frame step p)")
     fastvid_knn: int = setting(4, "selection", "`fastvid`: nearest neighbours that make a token's density (DPC-kNN)")
+    framefusion_threshold: float = setting(
+        0.6, "selection", "`framefusion`: a token whose cosine similarity to the same cell of the previous frame "
+        "unit is at least this may be merged into it (FrameFusion's similarity lower bound)")
     position_rule: str = setting(
         "original", "positions", "`original` (text after a Qwen M-RoPE video starts after the largest video "
         "position, as the model was trained) or `transformers` (what the installed transformers computes)")
@@ -156,7 +159,7 @@ class AdaptTokenConfig:
                self.vidcom2_temperature, "a finite number > 0")
         _check(0 < self.vidcom2_channel_fraction <= 1, "vidcom2_channel_fraction", self.vidcom2_channel_fraction,
                "in (0, 1]")
-        for name in ("evs_threshold", "fastvid_segment_threshold"):
+        for name in ("evs_threshold", "fastvid_segment_threshold", "framefusion_threshold"):
             _check(-1 <= getattr(self, name) <= 1, name, getattr(self, name), "a cosine similarity in [-1, 1]")
         for name in ("fastvid_min_segments", "fastvid_anchor_step", "fastvid_knn"):
             _check(getattr(self, name) >= 1, name, getattr(self, name), "an integer >= 1")

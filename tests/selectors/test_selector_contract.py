@@ -40,7 +40,7 @@ OTHER_VALUE = {
     "overselect": lambda v: v + 0.4, "dedup": lambda v: not v, "dedup_window": lambda v: 0, "seed": lambda v: v + 1,
     "vidcom2_temperature": lambda v: v * 50, "vidcom2_channel_fraction": lambda v: 1.0, "evs_threshold": lambda v: 0.3,
     "fastvid_segment_threshold": lambda v: 0.2, "fastvid_min_segments": lambda v: v - 6,
-    "fastvid_anchor_step": lambda v: 1, "fastvid_knn": lambda v: 1,
+    "fastvid_anchor_step": lambda v: 1, "fastvid_knn": lambda v: 1, "framefusion_threshold": lambda v: 0.1,
 }
 
 
