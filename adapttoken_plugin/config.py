@@ -97,9 +97,9 @@ class AdaptTokenConfig:
         0.5, "selection", "`vidcom2`: fraction of feature channels, those of lowest variance over the video, that "
         "uniqueness is measured on (VidCom2's code default)")
     evs_threshold: float = setting(
-        1.0, "selection", "`evs`: a token whose cosine similarity to the last token kept at its cell is above this "
-        "counts as a duplicate and does not become the cell's new reference; 1.0 compares every unit with the one "
-        "before, as EVS does")
+        1.0, "selection", "`evs`: a token whose cosine similarity to its cell's reference (the last earlier token "
+        "there that was not a duplicate) is above this is a duplicate and leaves the reference as it was; 1.0 "
+        "compares every unit with the one before, as EVS does")
     fastvid_segment_threshold: float = setting(
         0.9, "selection", "`fastvid`: a new segment starts where adjacent frame units' mean features have cosine "
         "similarity below this (FastVID's tau)")

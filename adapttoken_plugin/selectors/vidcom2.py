@@ -17,7 +17,8 @@ Departs from the original: VidCom2 works per frame; here per frame unit (two fra
 vision tower folds two frames into one token). It turns a retention ratio into per-frame counts with rounding and
 at least one token per frame; here the budget is a token count split by largest remainder, so a unit may get none
 when the budget is below the number of units. The channel variances and the video centre are accumulated over
-chunks of units (two passes over the features) instead of one tensor of the whole video.
+chunks of units (three passes over the features: variances, centre, scores) instead of one tensor of the whole
+video.
 
 Memory: one chunk of units, O(CHUNK_TOKENS x D') floats, plus (N,) token scores and (U,) unit scores.
 """
