@@ -90,6 +90,28 @@ class AdaptTokenConfig:
                           "units) down to the budget")
     dedup_window: int = setting(8, "selection", "frame units within which two same-cell tokens count as "
                                 "temporally close")
+    vidcom2_temperature: float = setting(
+        0.01, "selection", "`vidcom2`: softmax temperature over the frame units' uniqueness that scales their token "
+        "shares (VidCom2's code default)")
+    vidcom2_channel_fraction: float = setting(
+        0.5, "selection", "`vidcom2`: fraction of feature channels, those of lowest variance over the video, that "
+        "uniqueness is measured on (VidCom2's code default)")
+    evs_threshold: float = setting(
+        1.0, "selection", "`evs`: a token whose cosine similarity to its cell's reference (the last earlier token "
+        "there that was not a duplicate) is above this is a duplicate and leaves the reference as it was; 1.0 "
+        "compares every unit with the one before, as EVS does")
+    fastvid_segment_threshold: float = setting(
+        0.9, "selection", "`fastvid`: a new segment starts where adjacent frame units' mean features have cosine "
+        "similarity below this (FastVID's tau)")
+    fastvid_min_segments: int = setting(
+        8, "selection", "`fastvid`: the least similar transitions also cut, so there are at least this many "
+        "segments when the video has that many units (FastVID's c)")
+    fastvid_anchor_step: int = setting(
+        4, "selection", "`fastvid`: frame units per density window inside a segment (FastVID's anchor-frame step p)")
+    fastvid_knn: int = setting(4, "selection", "`fastvid`: nearest neighbours that make a token's density (DPC-kNN)")
+    framefusion_threshold: float = setting(
+        0.6, "selection", "`framefusion`: a token whose cosine similarity to the same cell of the previous frame "
+        "unit is at least this may be merged into it (FrameFusion's similarity lower bound)")
     position_rule: str = setting(
         "original", "positions", "`original` (text after a Qwen M-RoPE video starts after the largest video "
         "position, as the model was trained) or `transformers` (what the installed transformers computes)")
@@ -133,6 +155,14 @@ class AdaptTokenConfig:
         _check(self.overselect >= 1 and math.isfinite(self.overselect), "overselect", self.overselect,
                "a finite number >= 1")
         _check(self.dedup_window >= 0, "dedup_window", self.dedup_window, "an integer >= 0 (frame units)")
+        _check(self.vidcom2_temperature > 0 and math.isfinite(self.vidcom2_temperature), "vidcom2_temperature",
+               self.vidcom2_temperature, "a finite number > 0")
+        _check(0 < self.vidcom2_channel_fraction <= 1, "vidcom2_channel_fraction", self.vidcom2_channel_fraction,
+               "in (0, 1]")
+        for name in ("evs_threshold", "fastvid_segment_threshold", "framefusion_threshold"):
+            _check(-1 <= getattr(self, name) <= 1, name, getattr(self, name), "a cosine similarity in [-1, 1]")
+        for name in ("fastvid_min_segments", "fastvid_anchor_step", "fastvid_knn"):
+            _check(getattr(self, name) >= 1, name, getattr(self, name), "an integer >= 1")
         _check(self.position_rule in POSITION_RULES, "position_rule", self.position_rule, f"one of {POSITION_RULES}")
         _check(self.positions_1d in POSITIONS_1D, "positions_1d", self.positions_1d, f"one of {POSITIONS_1D}")
         _check(self.frame_cache in FRAME_CACHES, "frame_cache", self.frame_cache, f"one of {FRAME_CACHES}")

@@ -36,20 +36,45 @@ def location_aware_dedup(
     Returns:
         (target,) int64 indices into the candidates, sorted ascending.
     """
+    return location_aware_dedup_with_partners(features, scores, units, cells, groups, group_budgets, target,
+                                              window)[0]
+
+
+def location_aware_dedup_with_partners(
+    features: torch.Tensor,
+    scores: torch.Tensor,
+    units: torch.Tensor,
+    cells: torch.Tensor,
+    groups: torch.Tensor,
+    group_budgets: torch.Tensor,
+    target: int,
+    window: int,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """`location_aware_dedup`, also saying which token each removed near-duplicate was paired with (what a
+    merging variant merges it into). Arguments as `location_aware_dedup`.
+
+    Returns:
+        kept: (target,) int64 indices into the candidates, sorted ascending.
+        partner: (N,) int64: for a token dropped as the lower-scored of a redundant pair, the index of the pair's
+            other token (kept at that moment; it may be dropped by a later pair); -1 for the others (kept, or
+            trimmed because the pairs ran out).
+    """
     n = features.shape[0]
     if not 0 <= target <= n:
         raise ValueError(f"target={target} must be in [0, {n}]")
     keep = torch.ones(n, dtype=torch.bool)
+    partner = torch.full((n,), -1, dtype=torch.long)
     excess = n - target
     if excess > 0:
-        excess -= _drop_redundant_pairs(features, scores, units, cells, window, keep, excess)
+        excess -= _drop_redundant_pairs(features, scores, units, cells, window, keep, excess, partner)
     if excess > 0:
         _trim_over_budget(scores, groups, group_budgets, keep, excess)
-    return keep.nonzero().flatten()
+    return keep.nonzero().flatten(), partner
 
 
-def _drop_redundant_pairs(features, scores, units, cells, window, keep, excess) -> int:
-    """Drop up to `excess` tokens, most similar same-cell pair first; returns how many were dropped."""
+def _drop_redundant_pairs(features, scores, units, cells, window, keep, excess, partner) -> int:
+    """Drop up to `excess` tokens, most similar same-cell pair first, noting each one's pair in `partner`;
+    returns how many were dropped."""
     normed = torch.nn.functional.normalize(features.float(), dim=-1)
     pair_i, pair_j, sims = [], [], []
     order = torch.argsort(cells * (int(units.max()) + 1) + units) if len(cells) else cells
@@ -79,6 +104,7 @@ def _drop_redundant_pairs(features, scores, units, cells, window, keep, excess) 
         # lower score goes; on a tie the later token goes, so the result is deterministic
         loser = j if (scores[j] < scores[i] or (scores[j] == scores[i] and j > i)) else i
         keep[loser] = False
+        partner[loser] = i + j - loser
         dropped += 1
         if dropped == excess:
             break

@@ -107,7 +107,11 @@ def _synthetic_evidence():
 
 def _kept(name, layout, groups, **settings):
     selector = SELECTORS.get(name)(AdaptTokenConfig(selector=name, **settings))
-    return selector.select(layout, replay_visits(selector, groups)).kept_token_ids.tolist()
+    visited = replay_visits(selector, groups)
+    if selector.needs_features:  # every token's features, as the stage passes them
+        features = torch.randn(layout.num_tokens, 8, generator=torch.Generator().manual_seed(1))
+        return selector.select(layout, visited, features=features).kept_token_ids.tolist()
+    return selector.select(layout, visited).kept_token_ids.tolist()
 
 
 @pytest.mark.parametrize("name", SELECTORS.names())

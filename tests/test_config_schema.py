@@ -36,7 +36,10 @@ from adapttoken_plugin.video import write_video
 REPO = Path(__file__).resolve().parents[1]
 # a different valid value of each setting that is not part of the evidence
 OTHER = {"selector": "attention-topk", "budget": 9, "tau": 0.5, "theta": 1.0, "min_groups": 2, "overselect": 1.5,
-         "dedup": False, "dedup_window": 0, "seed": 7, "feature_store": "device", "frame_cache": "off"}
+         "dedup": False, "dedup_window": 0, "seed": 7, "feature_store": "device", "frame_cache": "off",
+         "vidcom2_temperature": 0.5, "vidcom2_channel_fraction": 1.0, "evs_threshold": 0.5,
+         "fastvid_segment_threshold": 0.5, "fastvid_min_segments": 2, "fastvid_anchor_step": 1, "fastvid_knn": 2,
+         "framefusion_threshold": 0.9}
 
 
 def test_every_setting_has_help_and_a_phase():
