@@ -103,3 +103,11 @@ def test_video_file_round_trip(tmp_path):
     path = write_video_file(q, tmp_path / "q.mp4")
     with FrameReader(path) as reader:
         assert reader.info.num_frames == 24 and (reader.info.height, reader.info.width) == (FRAME_SIDE, FRAME_SIDE)
+
+
+def test_tasks_model_loader_says_how_to_make_a_missing_model(tmp_path):
+    from adapttoken_plugin.errors import AdaptTokenError
+    from adapttoken_plugin.toy import load_tasks_model
+
+    with pytest.raises(AdaptTokenError, match="train_tasks_model.py"):
+        load_tasks_model(tmp_path / "none")
