@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 NEEDLE_MODEL_DIR = Path(__file__).parent / "assets" / "needle-toy"
+TASKS_MODEL_DIR = Path(__file__).parent / "assets" / "tasks-toy"
 
 SPECIAL_TOKENS = ["<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>", "<|image_pad|>", "<|video_pad|>"]
 
@@ -83,14 +84,21 @@ def toy_model(seed: int = 0, **config_kwargs: Any) -> Any:
 
 
 def load_needle_model(path: str | Path = NEEDLE_MODEL_DIR) -> tuple[Any, Any]:
-    """The bundled trained toy model (made by scripts/train_toy_model.py) and its processor; no network."""
+    """The bundled trained needle toy model (made by scripts/train_toy_model.py) and its processor; no network."""
     from transformers import AutoProcessor, Qwen2_5_VLForConditionalGeneration
 
     from .errors import AdaptTokenError
 
     path = Path(path)
     if not (path / "config.json").exists():
-        raise AdaptTokenError(f"no trained toy model at {path}; run scripts/train_toy_model.py to make it")
+        raise AdaptTokenError(f"no trained toy model at {path}; scripts/train_toy_model.py makes needle-toy, "
+                              "scripts/train_tasks_model.py tasks-toy")
     model = Qwen2_5_VLForConditionalGeneration.from_pretrained(path).eval()
     model.set_attn_implementation("sdpa")
     return model, AutoProcessor.from_pretrained(path)
+
+
+def load_tasks_model(path: str | Path = TASKS_MODEL_DIR) -> tuple[Any, Any]:
+    """The bundled toy model trained on the benchmark tasks (`bench_tasks`, 112 x 112 px frames; made by
+    scripts/train_tasks_model.py) and its processor; no network."""
+    return load_needle_model(path)

@@ -1,0 +1,333 @@
+"""Task benchmark (issue 13): every strategy on every benchmark task, with the entropy mechanism laid open.
+
+Per task (`adapttoken_plugin.bench_tasks`: needle, order, count, detail, distractor) x strategy (every
+registered selector, the oracle, AdaptToken at other tau, Lite at other theta) x budget x video length:
+accuracy with a 95% bootstrap interval, tokens kept, evidence kept, seconds per question by stage
+(setup / features / group passes / final, composed as in `scripts/bench_needle.py`: evidence is made
+once per question and every strategy and budget replays it) and groups visited. Then paired
+comparisons of AdaptToken with every other strategy on the same questions (exact McNemar p, 95%
+paired bootstrap interval of the accuracy difference), and the entropy mechanism: the group-entropy
+distribution of groups with and without evidence and of questions AdaptToken got right and wrong,
+the share of the budget AdaptToken gave the groups holding evidence against their share under equal
+allocation, accuracy against tau, and Lite's accuracy and time against theta.
+
+    python scripts/bench_tasks.py                                        # the bundled tasks toy model
+    python scripts/bench_tasks.py --model adapttoken_plugin/assets/needle-toy --per-task 4 --lengths 256
+
+Writes <out>/results.json (every run and every group's entropy), <out>/summary.json, <out>/table.md and
+<out>/tasks.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from adapttoken_plugin import SELECTORS, AdaptTokenConfig
+from adapttoken_plugin.ablation.stats import bootstrap_interval, mcnemar_exact, paired_bootstrap_interval
+from adapttoken_plugin.bench_tasks import TASKS, TaskQuestion, task_question_set, write_video_file
+from adapttoken_plugin.needle import VIDEO_FPS
+from adapttoken_plugin.pipeline import Pipeline, format_question
+from adapttoken_plugin.stage import Query, Stage
+from adapttoken_plugin.toy import TASKS_MODEL_DIR
+from adapttoken_plugin.video import video_key_of_file
+
+sys.path.insert(0, str(Path(__file__).parent))
+from bench_needle import STAGE_SECONDS, OracleSelector, load_model, selectors_run  # noqa: E402
+
+TAUS = (0.25, 0.5, 1.0, 4.0)  # beside the default 2.0, at the sweep budget
+THETAS = (0.05, 0.5, 1.0)  # beside the default 0.2
+ALPHA = 0.05  # significance level of the paired comparisons
+
+
+def strategy_configs(selectors: tuple[str, ...], base: AdaptTokenConfig, sweep: bool) -> dict[str, AdaptTokenConfig]:
+    """Name -> config of every strategy run: the selectors at their defaults, then the tau and theta sweeps."""
+    out = {name: base.replace(selector="full" if name == "oracle" else name) for name in selectors}
+    if sweep and "adapttoken" in selectors:
+        out |= {f"adapttoken tau={t:g}": base.replace(selector="adapttoken", tau=t) for t in TAUS}
+    if sweep and "adapttoken-lite" in selectors:
+        out |= {f"adapttoken-lite theta={t:g}": base.replace(selector="adapttoken-lite", theta=t) for t in THETAS}
+    return out
+
+
+def run_question(model, processor, q: TaskQuestion, video: Path, fractions: list[int], selectors: tuple[str, ...],
+                 frames_per_group: int, sweep_fraction: int) -> tuple[list[dict], list[dict]]:
+    """(one row per strategy and budget, one row per group with its entropy and whether it holds evidence)."""
+    base = AdaptTokenConfig(fps=VIDEO_FPS, max_frames=q.num_frames, frames_per_group=frames_per_group,
+                            selector="adapttoken")
+    pipe = Pipeline(model, processor, base)
+    prompt = pipe.prompt_parts(format_question(q.question, list(q.options)))
+    rows: list[dict] = []
+    with pipe.open_video(video) as session:
+        layout = session.layout
+        total = layout.num_tokens
+        budgets = {f: max(1, total // f) for f in fractions}
+        query = Query(prompt, layout, session.pixels_for, video_key=video_key_of_file(video))
+        largest = base.replace(budget=max(budgets.values()))
+        evidence = {"group": Stage(model, pipe.adapter, largest).collect_evidence(query)}
+        early = [n for n in selectors if n in SELECTORS and SELECTORS.get(n).early_layer_pass]
+        if early:
+            evidence["early layer"] = Stage(model, pipe.adapter, largest.replace(selector=early[0]),
+                                            warn=False).collect_evidence(query)
+        features, feature_seconds = None, 0.0
+        if any(n in SELECTORS and SELECTORS.get(n).needs_features for n in selectors):
+            start = time.perf_counter()
+            features = Stage(model, pipe.adapter, largest).encode_video(query)
+            feature_seconds = time.perf_counter() - start
+        wanted = set(q.evidence_frames)
+        ev_units = sorted({i // layout.frames_per_unit for i, f in enumerate(layout.frame_indices) if f in wanted})
+        ev_units_t = torch.tensor(ev_units, dtype=torch.long)
+        ev_tokens = layout.token_ids_of_units(ev_units_t)
+        groups = [{"task": q.task, "seed": q.seed, "frames": q.num_frames, "group": g.group_id,
+                   "entropy": g.entropy, "evidence": bool(torch.isin(g.units, ev_units_t).any())}
+                  for g in evidence["group"].groups]
+        ev_groups = {g["group"] for g in groups if g["evidence"]}
+        for name, cfg0 in strategy_configs(selectors, base, sweep=True).items():
+            swept = " " in name
+            plain = name.split(" ")[0]
+            pairs = [(1, total)] if plain == "full" else (
+                [(sweep_fraction, budgets[sweep_fraction])] if swept else list(budgets.items()))
+            for fraction, budget in pairs:
+                cfg = cfg0.replace(budget=budget)
+                stage = Stage(model, pipe.adapter, cfg, warn=False)
+                if plain == "oracle":  # not a registered strategy: the upper bound of this benchmark only
+                    stage.selector = OracleSelector(cfg, ev_units)
+                selector = stage.selector
+                kind = evidence["early layer" if selector.early_layer_pass else "group"]
+                replayed = stage.replay(dataclasses.replace(kind, features=features if selector.needs_features
+                                                            else None))
+                visited = replayed.visited
+                start = time.perf_counter()
+                result = stage.finish(query, replayed)
+                answer = pipe.generate_answer(prompt, layout, result, q.options, max_new_tokens=4)
+                own = time.perf_counter() - start
+                passes = sum(sum(g.seconds.values()) for g in visited) if selector.needs_group_pass else 0.0
+                feature_pass = feature_seconds if selector.needs_features else 0.0
+                kept_ev = torch.isin(result.token_ids, ev_tokens)
+                units_hit = set(layout.unit_of(result.token_ids[kept_ev]).tolist())
+                given = [g.budget for g in result.trace.groups if g.budget is not None]
+                rows.append({
+                    "task": q.task, "seed": q.seed, "frames": q.num_frames, "strategy": name, "fraction": fraction,
+                    "budget": budget, "kept": result.trace.kept_tokens, "total_tokens": total,
+                    "correct": answer.letter == q.answer_letter, "letter": answer.letter, "answer": q.answer_letter,
+                    "groups": len(kind.groups), "groups_visited": len(visited) if selector.needs_group_pass else 0,
+                    "evidence_tokens_kept": int(kept_ev.sum()), "evidence_tokens": int(ev_tokens.numel()),
+                    "evidence_units_hit": len(units_hit) / max(1, len(ev_units)),
+                    # budget the selector gave the groups holding evidence, and what equal allocation gives them
+                    "evidence_group_budget_share": (sum(g.budget for g in result.trace.groups if g.budget is not None
+                                                        and g.group_id in ev_groups) / sum(given)) if given and
+                    sum(given) else None,
+                    "evidence_group_equal_share": len(ev_groups) / len(groups),
+                    "seconds": session.setup_seconds + feature_pass + passes + own,
+                    "setup_seconds": session.setup_seconds, "feature_pass_seconds": feature_pass,
+                    "group_pass_seconds": passes, "final_seconds": own,
+                })
+    ada = next((r for r in rows if r["strategy"] == "adapttoken" and r["fraction"] == sweep_fraction), None)
+    for g in groups:
+        g["adapttoken_correct"] = None if ada is None else ada["correct"]
+    return rows, groups
+
+
+def summarise(rows: list[dict]) -> list[dict]:
+    cells = defaultdict(list)
+    for r in rows:
+        cells[(r["task"], r["frames"], r["strategy"], r["fraction"])].append(r)
+    out = []
+    for (task, frames, strategy, fraction), rs in cells.items():
+        shares = [r["evidence_group_budget_share"] for r in rs if r["evidence_group_budget_share"] is not None]
+        out.append({
+            "task": task, "frames": frames, "strategy": strategy, "fraction": fraction, "budget": rs[0]["budget"],
+            "questions": len(rs), "accuracy": float(np.mean([r["correct"] for r in rs])),
+            "accuracy_95": list(bootstrap_interval([float(r["correct"]) for r in rs])),
+            "kept": float(np.mean([r["kept"] for r in rs])),
+            "evidence_found": float(np.mean([r["evidence_tokens_kept"] > 0 for r in rs])),
+            "evidence_units_hit": float(np.mean([r["evidence_units_hit"] for r in rs])),
+            "seconds_per_question": float(np.mean([r["seconds"] for r in rs])),
+            **{k: float(np.mean([r[k] for r in rs])) for k in STAGE_SECONDS},
+            "groups_visited": float(np.mean([r["groups_visited"] for r in rs])), "groups": rs[0]["groups"],
+            "evidence_group_budget_share": float(np.mean(shares)) if shares else None,
+            "evidence_group_equal_share": float(np.mean([r["evidence_group_equal_share"] for r in rs])),
+        })
+    order = list(TASKS)
+    names = [*selectors_run(), *sorted({s["strategy"] for s in out} - set(selectors_run()))]
+    return sorted(out, key=lambda s: (order.index(s["task"]), s["frames"], names.index(s["strategy"]), -s["fraction"]))
+
+
+def paired(rows: list[dict], reference: str = "adapttoken") -> list[dict]:
+    """AdaptToken vs every other default strategy on the same questions, per task, length and budget."""
+    by = defaultdict(dict)
+    for r in rows:
+        if " " not in r["strategy"]:
+            by[(r["task"], r["frames"], r["fraction"], r["strategy"])][r["seed"]] = float(r["correct"])
+    out = []
+    for (task, frames, fraction, strategy), other in sorted(by.items()):
+        ref = by.get((task, frames, fraction, reference))
+        if strategy == reference or not ref:
+            continue
+        seeds = sorted(set(ref) & set(other))
+        a, b = [ref[s] for s in seeds], [other[s] for s in seeds]
+        only_a = sum(x > y for x, y in zip(a, b))
+        only_b = sum(y > x for x, y in zip(a, b))
+        p = mcnemar_exact(only_a, only_b)
+        low, high = paired_bootstrap_interval(a, b)
+        out.append({"task": task, "frames": frames, "fraction": fraction, "other": strategy, "questions": len(seeds),
+                    "difference": float(np.mean(a) - np.mean(b)), "difference_95": [low, high],
+                    "only_adapttoken": only_a, "only_other": only_b, "mcnemar_p": p,
+                    "significant": p < ALPHA and (low > 0 or high < 0)})
+    return out
+
+
+def entropy_summary(groups: list[dict]) -> dict:
+    """Quartiles of group entropy (nats) per task: groups with / without evidence; questions right / wrong."""
+    def quart(v: list[float]) -> dict:
+        return {"n": len(v), **({} if not v else dict(zip(("q25", "median", "q75"),
+                                                        (float(x) for x in np.quantile(v, [0.25, 0.5, 0.75])))))}
+
+    out = {}
+    for task in TASKS:
+        gs = [g for g in groups if g["task"] == task and g["entropy"] is not None]
+        if gs:
+            out[task] = {"with_evidence": quart([g["entropy"] for g in gs if g["evidence"]]),
+                         "without_evidence": quart([g["entropy"] for g in gs if not g["evidence"]]),
+                         "evidence_groups_of_right_answers": quart([g["entropy"] for g in gs if g["evidence"]
+                                                                    and g["adapttoken_correct"]]),
+                         "evidence_groups_of_wrong_answers": quart([g["entropy"] for g in gs if g["evidence"]
+                                                                    and g["adapttoken_correct"] is False])}
+    return out
+
+
+def markdown(summary: list[dict], comparisons: list[dict], entropy: dict) -> str:
+    lines = ["| task | frames | strategy | budget | tokens kept | accuracy [95% bootstrap] | evidence kept "
+             "| evidence pairs hit | s / question | setup / features / group passes / final s | groups visited "
+             "| budget to evidence groups (equal) |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for s in summary:
+        budget = "all" if s["strategy"] == "full" else f"1/{s['fraction']} ({s['budget']})"
+        visited = f"{s['groups_visited']:.1f} / {s['groups']}" if s["groups_visited"] else "-"
+        share = ("-" if s["evidence_group_budget_share"] is None else
+                 f"{s['evidence_group_budget_share']:.2f} ({s['evidence_group_equal_share']:.2f})")
+        low, high = s["accuracy_95"]
+        lines.append(f"| {s['task']} | {s['frames']} | {s['strategy']} | {budget} | {s['kept']:.0f} "
+                     f"| {s['accuracy']:.2f} [{low:.2f}, {high:.2f}] | {s['evidence_found']:.2f} "
+                     f"| {s['evidence_units_hit']:.2f} | {s['seconds_per_question']:.2f} "
+                     f"| {' / '.join(f'{s[k]:.2f}' for k in STAGE_SECONDS)} | {visited} | {share} |")
+    lines += ["", "Paired: AdaptToken minus the other strategy on the same questions.", "",
+              "| task | frames | budget | other | questions | difference [95% paired bootstrap] | only AT / only other "
+              "| McNemar p | significant |", "|---|---|---|---|---|---|---|---|---|"]
+    for c in comparisons:
+        low, high = c["difference_95"]
+        lines.append(f"| {c['task']} | {c['frames']} | 1/{c['fraction']} | {c['other']} | {c['questions']} "
+                     f"| {c['difference']:+.2f} [{low:+.2f}, {high:+.2f}] | {c['only_adapttoken']} / "
+                     f"{c['only_other']} | {c['mcnemar_p']:.3f} | {'yes' if c['significant'] else 'no'} |")
+    lines += ["", "Group entropy (nats): median [q25, q75] (groups).", "",
+              "| task | groups with evidence | without | evidence groups, AdaptToken right | ..., wrong |",
+              "|---|---|---|---|---|"]
+
+    def cell(d: dict) -> str:
+        return "-" if not d["n"] else f"{d['median']:.2f} [{d['q25']:.2f}, {d['q75']:.2f}] ({d['n']})"
+
+    for task, e in entropy.items():
+        lines.append(f"| {task} | {cell(e['with_evidence'])} | {cell(e['without_evidence'])} "
+                     f"| {cell(e['evidence_groups_of_right_answers'])} "
+                     f"| {cell(e['evidence_groups_of_wrong_answers'])} |")
+    return "\n".join(lines)
+
+
+def plot(summary: list[dict], groups: list[dict], path: Path, sweep_fraction: int) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    tasks = [t for t in TASKS if any(s["task"] == t for s in summary)]
+    fig, axes = plt.subplots(3, len(tasks), figsize=(4 * len(tasks), 10), squeeze=False)
+    for col, task in enumerate(tasks):
+        for name in selectors_run():
+            pts = sorted((1 / s["fraction"], s["accuracy"]) for s in summary
+                         if s["task"] == task and s["strategy"] == name and s["strategy"] != "full")
+            if pts:
+                axes[0][col].plot(*zip(*pts), marker="o", label=name)
+        axes[0][col].set(title=task, xscale="log", xlabel="budget (fraction of visual tokens)", ylabel="accuracy",
+                         ylim=(0, 1.05))
+        ents = [(g["entropy"], g["evidence"]) for g in groups if g["task"] == task and g["entropy"] is not None]
+        bins = np.linspace(0, 1.6, 33)
+        for has, label in ((True, "with evidence"), (False, "without evidence")):
+            values = [e for e, ev in ents if ev == has]
+            if values:  # a density of no values is undefined
+                axes[1][col].hist(values, bins=bins, alpha=0.6, density=True, label=label)
+        axes[1][col].axvline(np.log(4), ls="--", color="grey")
+        axes[1][col].set(xlabel="group entropy (nats)", ylabel="density")
+        for prefix, key in (("adapttoken", "tau"), ("adapttoken-lite", "theta")):
+            pts = sorted((float(s["strategy"].split("=")[1]) if "=" in s["strategy"] else (2.0 if key == "tau"
+                          else 0.2), s["accuracy"]) for s in summary if s["task"] == task and s["fraction"] ==
+                         sweep_fraction and s["strategy"].split(" ")[0] == prefix)
+            if pts:
+                axes[2][col].plot(*zip(*pts), marker="o", label=f"{prefix} vs {key}")
+        axes[2][col].set(xscale="log", xlabel="tau / theta", ylabel=f"accuracy at 1/{sweep_fraction}", ylim=(0, 1.05))
+    axes[0][0].legend(fontsize=7)
+    axes[1][0].legend(fontsize=7)
+    axes[2][0].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default=str(TASKS_MODEL_DIR), help="model directory (default: the tasks toy model)")
+    parser.add_argument("--tasks", nargs="+", default=list(TASKS), choices=list(TASKS))
+    parser.add_argument("--per-task", type=int, default=200, help="questions per task (spread over the lengths)")
+    parser.add_argument("--lengths", type=int, nargs="+", default=[256, 1024, 4096], help="frames per video")
+    parser.add_argument("--fractions", type=int, nargs="+", default=[64, 32, 16, 8], help="budget = tokens / F")
+    parser.add_argument("--sweep-fraction", type=int, default=16, help="the budget of the tau and theta sweeps")
+    parser.add_argument("--frames-per-group", type=int, default=32)
+    parser.add_argument("--selectors", nargs="+", default=["all"],
+                        help="registered selector names and/or `oracle`; `all` (default): every one of them")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", default="runs/tasks")
+    parser.add_argument("--videos", default="runs/tasks_videos", help="cache folder of the generated videos")
+    args = parser.parse_args()
+    selectors = selectors_run() if args.selectors == ["all"] else tuple(args.selectors)
+    unknown = [n for n in selectors if n not in selectors_run()]
+    if unknown:
+        parser.error(f"unknown selectors {unknown}; choose from {list(selectors_run())}")
+    if args.sweep_fraction not in args.fractions:
+        parser.error(f"--sweep-fraction {args.sweep_fraction} must be one of --fractions {args.fractions}")
+
+    torch.set_num_threads(2)
+    model, processor = load_model(args.model)
+    questions = task_question_set(args.per_task, tuple(args.lengths), tuple(args.tasks), seed=args.seed)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    rows, groups = [], []
+    started = time.perf_counter()
+    for i, q in enumerate(questions, 1):
+        video = write_video_file(q, Path(args.videos) / f"{q.task}_s{q.seed}_f{q.num_frames}.mp4")
+        r, g = run_question(model, processor, q, video, args.fractions, selectors, args.frames_per_group,
+                            args.sweep_fraction)
+        rows += r
+        groups += g
+        if i % 5 == 0 or i == len(questions):
+            print(f"{i}/{len(questions)} questions, {time.perf_counter() - started:.0f} s", file=sys.stderr)
+    summary = summarise(rows)
+    comparisons = paired(rows)
+    entropy = entropy_summary(groups)
+    table = markdown(summary, comparisons, entropy)
+    print(table)
+    (out / "results.json").write_text(json.dumps({"runs": rows, "groups": groups}, indent=0))
+    (out / "summary.json").write_text(json.dumps({
+        "summary": summary, "paired": comparisons, "entropy": entropy, "args": vars(args),
+        "seconds": time.perf_counter() - started}, indent=1))
+    (out / "table.md").write_text(table + "\n")
+    plot(summary, groups, out / "tasks.png", args.sweep_fraction)
+    print(f"\nwritten: {out}/results.json, summary.json, table.md, tasks.png", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,217 @@
+"""Train the bundled tasks toy model: a small Qwen2.5-VL-architecture model for the five benchmark tasks.
+
+The recipe of `scripts/train_toy_model.py` (whose loss it imports), on the mix of
+`adapttoken_plugin.bench_tasks` (needle, order, count, detail, distractor) at 112 x 112 px (4 x 4 visual
+tokens per frame pair). Examples are built with the adapter's own `model_inputs`, so they look like what
+the selector stage feeds the model: *group* examples (4-16 frame pairs of a virtual video of up to
+~2,500 pairs, every G-th pair, all tokens) and *sparse* examples (a few pairs from anywhere, the
+evidence pairs' tokens then random others: a final pass after selection). Each batch is one task (one
+question text), in minimal pairs: the same frames with and without the evidence. The target is the
+task's `answer_distribution` given the evidence events drawn: one-hot with all of it, uniform without
+it, and for `order` and `count` sometimes only part of it (one of the two order events: 1/2 on its
+colour; some of the flashes: the count of those drawn).
+
+    python scripts/train_tasks_model.py                            # writes adapttoken_plugin/assets/tasks-toy
+    python scripts/train_tasks_model.py --steps 200 --out /tmp/tasks   # a quick run
+
+Deterministic for a given seed and thread count (2 threads by default).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from adapttoken_plugin.adapters.base import adapter_for
+from adapttoken_plugin.bench_tasks import TASKS, TaskQuestion, iter_frames
+from adapttoken_plugin.bench_tasks.base import FRAME_SIDE, draw_event
+from adapttoken_plugin.layout import VideoLayout
+from adapttoken_plugin.needle import VIDEO_FPS
+from adapttoken_plugin.pipeline import Pipeline, format_question
+from adapttoken_plugin.toy import TASKS_MODEL_DIR, toy_model, toy_processor
+
+sys.path.insert(0, str(Path(__file__).parent))
+from train_toy_model import forward_loss  # noqa: E402  (the needle recipe's loss, shared)
+
+GRID = FRAME_SIDE // 28  # visual tokens per side of a frame pair
+TOKENS_PER_UNIT = GRID * GRID
+# frame pairs a local video needs so that every event fits (count: 4 flashes with gaps; order: 2 events)
+MIN_UNITS = {"needle": 1, "detail": 4, "distractor": 4, "order": 9, "count": 14}
+PARTIAL = ("order", "count")  # tasks with several evidence events, trained also on some of them
+
+
+class TaskBatcher:
+    """Makes batches of one task's training examples that share one sequence length."""
+
+    def __init__(self, model, processor, seed: int, max_units: int = 16):
+        self.processor = processor
+        self.adapter = adapter_for(model)
+        self.pipe = Pipeline(model, processor)
+        self.letter_ids = self.pipe.option_token_ids(4)
+        self.eos_id = processor.tokenizer.convert_tokens_to_ids("<|im_end|>")
+        self.rng = np.random.default_rng(seed)
+        self.max_units = max_units
+        self.interval = 2.0 / VIDEO_FPS * self.adapter.tokens_per_second
+        self.tasks = tuple(TASKS)
+
+    def _question(self, task: str, n_units: int, text: str | None) -> TaskQuestion:
+        """A local question over 2 * n_units frames (its text equal to `text` when given)."""
+        while True:
+            try:
+                q = TASKS[task].make(int(self.rng.integers(2**31)), 2 * n_units)
+            except ValueError:  # the first event left no room for the others in so short a video: redraw
+                continue
+            if text is None or q.question == text:
+                return q
+
+    def batch(self, size: int, task: str | None = None, max_units: int | None = None) -> dict:
+        """`size` // 2 minimal pairs of one task (random when None); up to `max_units` frame pairs each."""
+        rng = self.rng
+        task = task or self.tasks[int(rng.integers(len(self.tasks)))]
+        top = max(MIN_UNITS[task], max_units or self.max_units)
+        kind = "group" if rng.random() < 0.6 else "sparse"
+        n_units = int(rng.integers(max(MIN_UNITS[task], min(4, top)), top + 1))
+        # sparse: one token count for the batch (one sequence length), enough for every evidence token
+        # (at most 8 frame pairs: two order events of 3 pairs, a needle of 8 frames over 5 pairs)
+        all_tokens = n_units * TOKENS_PER_UNIT
+        n_keep = all_tokens if kind == "group" else int(rng.integers(min(all_tokens, 8 * TOKENS_PER_UNIT),
+                                                                     all_tokens + 1))
+        text = None
+        pixels, plans = [], []
+        for _ in range(size // 2):
+            q = self._question(task, n_units, text)
+            text = q.question
+            if kind == "group":
+                stride = int(math.exp(rng.uniform(0, math.log(160))))
+                total = stride * n_units + int(rng.integers(0, stride))
+                units = int(rng.integers(0, stride)) + stride * np.arange(n_units)
+            else:
+                total = max(n_units, int(math.exp(rng.uniform(math.log(16), math.log(2500)))))
+                units = np.sort(rng.choice(total, n_units, replace=False))
+            evidence = [i for i, e in enumerate(q.events) if e.evidence]
+            shown = set(evidence)
+            if task in PARTIAL and rng.random() < 0.35:
+                shown = {int(i) for i in rng.choice(evidence, int(rng.integers(1, len(evidence) + 1)), replace=False)}
+            plain = list(iter_frames(q, shown=set()))
+            with_evidence = [f.copy() for f in plain]
+            for i in shown:
+                for t in q.events[i].frames:
+                    draw_event(with_evidence[t], q, i, t)
+            ev_units = sorted({t // 2 for i in shown for t in q.events[i].frames})
+            local = np.arange(n_units * TOKENS_PER_UNIT)
+            is_ev = np.isin(local // TOKENS_PER_UNIT, ev_units)
+            order = np.concatenate([rng.permutation(local[is_ev]), rng.permutation(local[~is_ev])])
+            keep = np.sort(order[:n_keep])
+            for frames, seen in ((with_evidence, shown), (plain, set())):
+                pixels.append(self.adapter.frames_to_pixels(self.processor, np.stack(frames)))
+                plans.append((units, total, keep, TASKS[task].answer_distribution(q, seen), bool(seen)))
+        feats = self.adapter.encode({
+            "pixel_values_videos": torch.cat([p["pixel_values_videos"] for p in pixels]),
+            "video_grid_thw": torch.cat([p["video_grid_thw"] for p in pixels]),
+        })
+        prompt = self.pipe.prompt_parts(format_question(text, list(q.options)))
+        ids, positions, kept_feats, targets = [], [], [], []
+        for (units, total, keep, target, _), f in zip(plans, feats.split(n_units * TOKENS_PER_UNIT)):
+            layout = VideoLayout(num_units=total, grid_h=GRID, grid_w=GRID, frames_per_unit=2,
+                                 time_interval=self.interval)
+            keep_t = torch.as_tensor(keep)
+            token_ids = torch.as_tensor(units)[keep_t // TOKENS_PER_UNIT] * TOKENS_PER_UNIT + keep_t % TOKENS_PER_UNIT
+            inputs = self.adapter.model_inputs(prompt, layout, token_ids, f[keep_t])
+            answer = self.letter_ids[int(rng.choice(4, p=target))]
+            ids.append(torch.cat([inputs["input_ids"][0], torch.tensor([answer])]))
+            pos = inputs["position_ids"][:, 0]
+            positions.append(torch.cat([pos, pos[:, -1:] + 1], 1))
+            kept_feats.append(f[keep_t])
+            targets.append(torch.as_tensor(target, dtype=torch.float32))
+        return {"input_ids": torch.stack(ids), "position_ids": torch.stack(positions, 1), "features": kept_feats,
+                "targets": torch.stack(targets), "has_needle": torch.tensor([p[4] for p in plans]),
+                "full": torch.tensor([p[3].max() == 1.0 for p in plans]), "kind": kind, "task": task}
+
+
+def evaluate(model, batcher: TaskBatcher, batches_per_task: int = 2, size: int = 16) -> dict:
+    """Held-out examples per task: accuracy and entropy with all the evidence (one-hot target), entropy
+    without any, and mean entropy with part of it (order, count)."""
+    model.eval()
+    out = {}
+    with torch.no_grad():
+        for task in batcher.tasks:
+            correct = total = 0
+            ent = {"with": [], "without": [], "partial": []}
+            for _ in range(batches_per_task):
+                batch = batcher.batch(size, task=task)
+                _, entropy, logits = forward_loss(model, batcher, batch)
+                pred = logits[:, batcher.letter_ids].argmax(-1)
+                full, has = batch["full"], batch["has_needle"]
+                correct += int((pred[full] == batch["targets"][full].argmax(-1)).sum())
+                total += int(full.sum())
+                ent["with"] += entropy[full].tolist()
+                ent["without"] += entropy[~has].tolist()
+                ent["partial"] += entropy[has & ~full].tolist()
+            out[task] = {"accuracy_with_evidence": correct / max(1, total), "examples_with": total,
+                         **{f"entropy_{k}": round(float(np.mean(v)), 3) if v else None for k, v in ent.items()}}
+    model.train()
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--steps", type=int, default=3000)
+    parser.add_argument("--batch", type=int, default=12)
+    parser.add_argument("--lr", type=float, default=2e-3)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--hidden", type=int, default=64)
+    parser.add_argument("--layers", type=int, default=4)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--max-units", type=int, default=16, help="frame pairs per example at most")
+    parser.add_argument("--curriculum", type=float, default=0.4,
+                        help="fraction of the steps over which examples grow from few to --max-units frame pairs")
+    parser.add_argument("--eval-every", type=int, default=250)
+    parser.add_argument("--out", default=str(TASKS_MODEL_DIR))
+    args = parser.parse_args()
+
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    processor = toy_processor(min_pixels=FRAME_SIDE * FRAME_SIDE, max_pixels=FRAME_SIDE * FRAME_SIDE)
+    model = toy_model(seed=args.seed, num_layers=args.layers, hidden_size=args.hidden)
+    model.train()
+    train = TaskBatcher(model, processor, seed=args.seed, max_units=args.max_units)
+    held_out = TaskBatcher(model, processor, seed=args.seed + 10_000, max_units=args.max_units)
+    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.01)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr, total_steps=args.steps, pct_start=0.05)
+    log = []
+    start = time.perf_counter()
+    for step in range(1, args.steps + 1):
+        ramp = min(1.0, step / max(1, args.curriculum * args.steps))
+        batch = train.batch(args.batch, max_units=max(1, round(args.max_units ** ramp)))
+        loss, _, _ = forward_loss(model, train, batch)
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        sched.step()
+        if step % args.eval_every == 0 or step == args.steps:
+            metrics = {"step": step, "loss": loss.item(), "seconds": time.perf_counter() - start,
+                       "held_out": evaluate(model, held_out, batches_per_task=1)}
+            log.append(metrics)
+            print(json.dumps(metrics), flush=True)
+    final = {"step": args.steps, "seconds": time.perf_counter() - start, "per_task": evaluate(model, held_out)}
+    print("held-out:", json.dumps(final), flush=True)
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    model.eval()
+    model.save_pretrained(out)
+    processor.save_pretrained(out)
+    (out / "training_log.json").write_text(json.dumps({"args": vars(args), "log": log, "held_out": final}, indent=1))
+    print(f"saved to {out}")
+
+
+if __name__ == "__main__":
+    main()
