@@ -13,20 +13,12 @@ pass), and the answer comes from a final pass over the kept tokens only; the bud
 FastV's ratio R.
 """
 
-from ..layout import GroupEvidence, Selection, VideoLayout
 from ..registry import SELECTORS
-from .base import Selector, global_top_k
+from .flexselect import FlexSelectSelector
 
 
 @SELECTORS.register("fastv", summary="FastV: the last text token's attention at early_layer, one global top-k")
-class FastVSelector(Selector):
+class FastVSelector(FlexSelectSelector):
+    """FlexSelect's pooled top-k (and its bounded candidate store) on the early-layer pass's scores."""
+
     early_layer_pass = True
-    reads = ("budget",)
-
-    def candidate_bounds(self, seen: list[GroupEvidence]) -> list[int]:
-        """A candidate outside the top `budget` of the groups seen so far never enters the final top-k (later
-        groups only raise the bar); within a group the top-k takes a prefix of its ranked candidates."""
-        return global_top_k(seen, self.config.budget).group_budgets
-
-    def select(self, layout: VideoLayout, groups: list[GroupEvidence]) -> Selection:
-        return global_top_k(groups, self.config.budget)
