@@ -31,8 +31,9 @@ def _add_config_flags(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("selection settings (AdaptTokenConfig: docs/config.md; phase and default shown)")
     for f in _CONFIG_FIELDS:
         help_text = f"{f.metadata['help']} [{f.metadata['phase']}; default: {f.default}]".replace("%", "%%")
-        group.add_argument(f"--{f.name.replace('_', '-')}", dest=f"cfg_{f.name}", default=None, metavar="V",
-                           help=help_text)
+        choices = f.metadata["choices"]  # shown as {a,b,...} and checked by argparse
+        group.add_argument(f"--{f.name.replace('_', '-')}", dest=f"cfg_{f.name}", default=None,
+                           metavar=None if choices else "V", choices=choices, help=help_text)
 
 
 def _config_from_args(args: argparse.Namespace) -> AdaptTokenConfig:

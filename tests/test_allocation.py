@@ -65,3 +65,18 @@ def test_overflow_of_a_capped_group_goes_to_the_others():
 def test_ties_in_floating_point_go_to_the_lower_entropy():
     # -5e-324 / tau underflows to -0.0: the weights tie, the entropies do not
     assert allocate_budget(1, [5e-324, 0.0, 0.0], [5, 5, 5], tau=2.0) == [0, 1, 0]
+
+
+@given(st.lists(entropies, min_size=1, max_size=10), st.integers(1, 2000),
+       st.floats(min_value=5e-324, max_value=1e-300))
+@settings(max_examples=200, deadline=None)
+def test_a_tiny_tau_keeps_the_total_and_the_order(hs, budget, tau):
+    """A valid tau as small as a float gets (5e-324): -H / tau would be -inf for every group (NaN weights)."""
+    alloc = allocate_budget(budget, hs, [10**6] * len(hs), tau)
+    assert sum(alloc) == budget
+    assert all(alloc[i] >= alloc[j] for i in range(len(hs)) for j in range(len(hs)) if hs[i] < hs[j])
+
+
+def test_a_tiny_tau_gives_everything_to_the_most_confident_group():
+    assert allocate_budget(100, [0.5, 1.0, 2.0], [1000] * 3, tau=5e-324) == [100, 0, 0]
+    assert allocate_budget(100, [0.5, 1.0, 2.0], [60, 1000, 1000], tau=5e-324) == [60, 40, 0]
