@@ -18,9 +18,12 @@ from .config import AdaptTokenConfig
 from .errors import (
     AdaptTokenError,
     ConfigError,
+    DatasetError,
     EmptyVideoError,
     NoVideoError,
     OptionsRequiredError,
+    RankDivergenceError,
+    RankTimeoutError,
     RegistryError,
     UnsupportedInputError,
     UnsupportedModelError,
@@ -48,9 +51,9 @@ _LAZY = {
 }
 
 __all__ = [
-    "ADAPTERS", "SELECTORS", "AdaptTokenConfig", "AdaptTokenError", "ConfigError", "EmptyVideoError",
-    "NoVideoError", "OptionsRequiredError", "RegistryError", "UnsupportedInputError", "UnsupportedModelError",
-    "VideoReadError", *_LAZY,
+    "ADAPTERS", "SELECTORS", "AdaptTokenConfig", "AdaptTokenError", "ConfigError", "DatasetError", "EmptyVideoError",
+    "NoVideoError", "OptionsRequiredError", "RankDivergenceError", "RankTimeoutError", "RegistryError",
+    "UnsupportedInputError", "UnsupportedModelError", "VideoReadError", *_LAZY,
 ]
 
 

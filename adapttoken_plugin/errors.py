@@ -46,3 +46,11 @@ class EmptyVideoError(VideoReadError):
 
 class DatasetError(AdaptTokenError, ValueError):
     """An ablation dataset (annotation file) is missing, malformed, or names a video that does not exist."""
+
+
+class RankDivergenceError(AdaptTokenError, RuntimeError):
+    """Tensor-parallel ranks reached the same step with different values (inputs, evidence, selection, answer)."""
+
+
+class RankTimeoutError(AdaptTokenError, RuntimeError):
+    """A tensor-parallel rank did not reach a consistency check within the timeout."""
