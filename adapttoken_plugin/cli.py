@@ -133,10 +133,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "list":
             return _list(args.markdown)
         if args.command == "answer" and args.tp > 1:
-            from .launch import in_rank, relaunch
+            from .launch import end_with_launcher, in_rank, relaunch
 
             if not in_rank():  # start the ranks; each runs this command again
                 return relaunch(args.tp, argv)
+            end_with_launcher()
         config = _config_from_args(args)
         if args.command == "demo":
             return _demo(args, config)
@@ -148,10 +149,11 @@ def main(argv: list[str] | None = None) -> int:
 
 def _lmms_eval(argv: list[str]) -> int:
     args, lmms_eval_args = lmms_eval_command(argv[1:])
-    from .launch import in_rank, init_rank, relaunch
+    from .launch import end_with_launcher, in_rank, init_rank, relaunch
 
     if not in_rank():  # start the ranks; each runs this command again
         return relaunch(args.tp, argv)
+    end_with_launcher()
     from datetime import timedelta
 
     from .integrations.lmms_eval.tensor_parallel import run_lmms_eval

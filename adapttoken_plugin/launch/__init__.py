@@ -16,11 +16,17 @@ it is one rank. Each rank then sets what DeepSpeed and torch.distributed need an
 - `DS_ACCELERATOR=cpu` when no CUDA device is present, and the gloo backend there (nccl on CUDA);
   DeepSpeed on CPU needs float32 or bfloat16 weights (its float16 default is refused).
 - a timeout on every collective, so a rank that stops taking part ends the run with an error.
+
+No rank outlives the command that started it: `relaunch` forwards SIGINT, SIGTERM and SIGHUP to torchrun
+(which stops its ranks) and waits for it; torchrun is told to end when its parent dies (a killed command,
+SIGKILL included), and every rank when its launcher dies (`end_with_launcher`).
 """
 
 from __future__ import annotations
 
+import ctypes
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -41,14 +47,65 @@ def in_rank() -> bool:
     return "LOCAL_RANK" in os.environ and "WORLD_SIZE" in os.environ
 
 
-def relaunch(tp: int, argv: Sequence[str]) -> int:
+#: signals a command forwards to the ranks it started
+FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+_PR_SET_PDEATHSIG = 1  # prctl option (linux/prctl.h): a signal the kernel sends when the parent thread ends
+
+
+def relaunch(tp: int, argv: Sequence[str], entry: str = RANK_ENTRY) -> int:
     """Run the CLI command `argv` (`adapttoken ARGV`, e.g. `answer --tp 2 ...`) as `tp` ranks under
-    torchrun, each running it again (then `in_rank()`); returns torchrun's exit code."""
+    torchrun, each running module `entry` with it again (then `in_rank()`); returns torchrun's exit code,
+    or 128 + the signal's number when this process was told to stop.
+
+    torchrun runs in a process group of its own; SIGINT, SIGTERM and SIGHUP sent to this process are
+    forwarded to that group and this process waits until torchrun has stopped its ranks. torchrun gets
+    SIGTERM when this process dies without a chance to forward anything (SIGKILL), on Linux.
+    """
     env = dict(os.environ)
     env.setdefault("LOCAL_SIZE", str(tp))
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={tp}",
-           "-m", RANK_ENTRY, *argv]
-    return subprocess.run(cmd, env=env, check=False).returncode
+           "-m", entry, *argv]
+    # its own session: a Ctrl-C in the terminal reaches torchrun once, through this process, not twice
+    proc = subprocess.Popen(cmd, env=env, start_new_session=True, preexec_fn=_end_with_parent)
+    received: list[int] = []
+
+    def forward(signum: int, frame: object) -> None:
+        received.append(signum)
+        try:
+            os.killpg(proc.pid, signum)
+        except ProcessLookupError:  # torchrun ended already
+            pass
+
+    previous = {}
+    try:
+        for sig in FORWARDED_SIGNALS:
+            previous[sig] = signal.signal(sig, forward)
+    except ValueError:  # not the main thread: nothing can be forwarded, the parent-death signal still holds
+        pass
+    try:
+        code = proc.wait()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return 128 + received[0] if received else code
+
+
+def end_with_launcher() -> None:
+    """Make this rank receive SIGTERM when the process that launched it ends (Linux; elsewhere a no-op), and
+    end now if it has already: a rank whose launcher is gone would otherwise wait for the others for minutes."""
+    if _end_with_parent() and os.getppid() == 1:  # the launcher ended before the signal was armed
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+def _end_with_parent() -> bool:
+    """Ask the kernel for SIGTERM when this process's parent ends; whether it could (Linux only)."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0) == 0
+    except (OSError, AttributeError):
+        return False
 
 
 def init_rank_environment() -> None:

@@ -48,6 +48,75 @@ def test_answer_on_two_ranks_equals_one_process(tmp_path, capsys):
 
 
 
+def _ranks_of(parent, psutil, count: int = 2, timeout: float = 120.0) -> list:
+    """Every process below `parent` once `count` ranks (processes running the CLI module under torchrun) are up."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        below = parent.children(recursive=True)
+        ranks = [p for p in below if _is_rank(p, psutil)]
+        if len(ranks) >= count:
+            return below
+        time.sleep(0.2)
+    raise AssertionError(f"{count} ranks did not start within {timeout} s")
+
+
+def _is_rank(process, psutil) -> bool:
+    try:
+        cmd = process.cmdline()
+    except psutil.Error:
+        return False
+    return "adapttoken_plugin.cli" in cmd and "torch.distributed.run" not in cmd
+
+
+def _gone(processes, psutil, timeout: float = 30.0) -> list:
+    """The processes still alive (zombies count as gone) after waiting up to `timeout` seconds."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    alive = list(processes)
+    while alive and time.monotonic() < deadline:
+        alive = [p for p in alive if _alive(p, psutil)]
+        time.sleep(0.2)
+    return alive
+
+
+def _alive(process, psutil) -> bool:
+    try:
+        return process.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+@pytest.mark.parametrize("how", ["SIGTERM", "SIGINT", "SIGKILL"])
+def test_no_rank_survives_the_command_that_started_it(tmp_path, how):
+    """`adapttoken answer --tp 2` stopped (a signal it can forward) or killed (one it cannot): torchrun and both
+    ranks end with it, instead of running on for minutes. The question is long enough (30,000 tokens per group
+    pass) that the ranks would still be working when the check ends."""
+    import signal
+
+    psutil = pytest.importorskip("psutil")
+    question = make_question(seed=3, num_frames=512)
+    video = write_video_file(question, tmp_path / "needle.mp4")
+    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_SIZE")}
+    env["OMP_NUM_THREADS"] = "1"
+    command = subprocess.Popen(
+        [sys.executable, "-m", "adapttoken_plugin.cli", "answer", "--model", str(NEEDLE_MODEL_DIR), "--video",
+         str(video), "--question", "x" * 30_000, "--fps", "4", "--max-frames", "512", "--quiet", "--tp", "2"],
+        env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        below = _ranks_of(psutil.Process(command.pid), psutil)
+        command.send_signal(getattr(signal, how))
+        code = command.wait(timeout=90)
+        assert _gone(below, psutil) == []
+        if how != "SIGKILL":
+            assert code == 128 + getattr(signal, how)
+    finally:
+        for process in psutil.Process().children(recursive=True):  # whatever the test itself left running
+            process.kill()
+
+
 LMMS_ARGS = ["--model", "adapttoken_qwen2_5_vl", "--model_args", "pretrained=m,device=cpu", "--tasks", "t",
              "--limit", "-1", "--output_path=out", "--log_samples"]
 
@@ -116,13 +185,19 @@ def test_a_rank_that_cannot_join_reports_why(in_a_rank, monkeypatch, capsys):
 def test_relaunch_runs_the_cli_module_under_torchrun(monkeypatch):
     seen = {}
 
-    def run(cmd, env, check):
-        seen.update(cmd=cmd, env=env)
-        return subprocess.CompletedProcess(cmd, 5)
+    class Torchrun:
+        pid = -1
+
+        def __init__(self, cmd, env, **kwargs):
+            seen.update(cmd=cmd, env=env, **kwargs)
+
+        def wait(self):
+            return 5
 
     monkeypatch.delenv("LOCAL_SIZE", raising=False)
-    monkeypatch.setattr(launch.subprocess, "run", run)
+    monkeypatch.setattr(launch.subprocess, "Popen", Torchrun)
     assert launch.relaunch(2, ["answer", "--tp", "2"]) == 5
+    assert seen["start_new_session"]  # a process group of its own, which signals are forwarded to
     assert seen["cmd"][seen["cmd"].index("--nproc_per_node=2") + 1:] == ["-m", "adapttoken_plugin.cli", "answer",
                                                                           "--tp", "2"]
     assert seen["env"]["LOCAL_SIZE"] == "2"
