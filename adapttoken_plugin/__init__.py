@@ -22,6 +22,7 @@ from .errors import (
     EmptyVideoError,
     NoVideoError,
     OptionsRequiredError,
+    OutputInUseError,
     RankDivergenceError,
     RankTimeoutError,
     RegistryError,
@@ -52,8 +53,8 @@ _LAZY = {
 
 __all__ = [
     "ADAPTERS", "SELECTORS", "AdaptTokenConfig", "AdaptTokenError", "ConfigError", "DatasetError", "EmptyVideoError",
-    "NoVideoError", "OptionsRequiredError", "RankDivergenceError", "RankTimeoutError", "RegistryError",
-    "UnsupportedInputError", "UnsupportedModelError", "VideoReadError", *_LAZY,
+    "NoVideoError", "OptionsRequiredError", "OutputInUseError", "RankDivergenceError", "RankTimeoutError",
+    "RegistryError", "UnsupportedInputError", "UnsupportedModelError", "VideoReadError", *_LAZY,
 ]
 
 

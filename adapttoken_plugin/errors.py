@@ -44,6 +44,10 @@ class EmptyVideoError(VideoReadError):
     """Frame sampling produced zero frames."""
 
 
+class OutputInUseError(AdaptTokenError, OSError):
+    """Another run is writing to the same output folder (two ablation sweeps on one `--out`)."""
+
+
 class DatasetError(AdaptTokenError, ValueError):
     """An ablation dataset (annotation file) is missing, malformed, or names a video that does not exist."""
 
