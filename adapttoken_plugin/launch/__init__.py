@@ -121,12 +121,17 @@ def init_rank(tp: int, timeout: timedelta = DEFAULT_TIMEOUT) -> None:
     """Join the process group of `tp` ranks (one per GPU: `cuda:LOCAL_RANK`; gloo on CPU)."""
     import torch
 
+    from ..checks import require
     from ..errors import ConfigError
 
+    if not in_rank():
+        raise ConfigError(f"--tp {tp}: this process was not started by a distributed launcher (torchrun, deepspeed): "
+                          "run the command itself, which starts its ranks (`adapttoken answer --tp N ...`)")
     init_rank_environment()
     world = int(os.environ["WORLD_SIZE"])
     if world != tp:
         raise ConfigError(f"--tp {tp} but the launcher started {world} ranks; pass the same number to both")
+    require("deepspeed", "tensor parallelism (--tp N)", "deepspeed")
     import deepspeed
     import torch.distributed as dist
 

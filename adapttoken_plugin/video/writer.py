@@ -10,6 +10,8 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import ConfigError
+
 
 def write_video(
     path: str | os.PathLike[str], frames: Iterable[np.ndarray] | np.ndarray, fps: float = 8.0, codec: str = "libx264"
@@ -22,7 +24,11 @@ def write_video(
     folder and renamed over `path` once finished (an interrupted write, even a killed process, never leaves a
     short or unindexed video there). Raises ValueError for a frame of another shape or dtype, or no frames.
     """
-    import av
+    try:
+        import av
+    except ImportError:
+        raise ConfigError("writing a video needs PyAV, which does not import: "
+                          "pip install 'adapttoken[video]'") from None
 
     if not fps > 0:
         raise ValueError(f"fps={fps!r} must be > 0")
