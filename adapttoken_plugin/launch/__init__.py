@@ -14,7 +14,11 @@ it is one rank. Each rank then sets what DeepSpeed and torch.distributed need an
   every rank is local; without it the kernel is used uninitialised and crashes every rank (SIGSEGV).
   The `deepspeed` launcher sets it; `torchrun` sets only `LOCAL_WORLD_SIZE`.
 - `DS_ACCELERATOR=cpu` when no CUDA device is present, and the gloo backend there (nccl on CUDA);
-  DeepSpeed on CPU needs float32 or bfloat16 weights (its float16 default is refused).
+  DeepSpeed on CPU needs float32 or bfloat16 weights (its float16 default is refused). There DeepSpeed
+  compiles its shared-memory all-reduce kernel on first use, for minutes: rank 0 says so first, and
+  `TORCH_EXTENSIONS_DIR` (where torch builds it) defaults to a folder of this Python environment's own
+  (`extensions_dir`), since torch's default in the home folder is shared by every virtualenv of one Python
+  version, each rebuilding it over the others'.
 - a timeout on every collective, so a rank that stops taking part ends the run with an error.
 
 No rank outlives the command that started it: `relaunch` forwards SIGINT, SIGTERM and SIGHUP to torchrun
@@ -25,6 +29,8 @@ SIGKILL included), and every rank when its launcher dies (`end_with_launcher`).
 from __future__ import annotations
 
 import ctypes
+import glob
+import hashlib
 import os
 import signal
 import subprocess
@@ -108,13 +114,38 @@ def _end_with_parent() -> bool:
         return False
 
 
+#: DeepSpeed's CPU shared-memory all-reduce, compiled on first use (`deepspeed.comm.torch.build_shm_op`)
+CPU_ALL_REDUCE_KERNEL = "deepspeed_shm_comm"
+
+
 def init_rank_environment() -> None:
     """Fill in what DeepSpeed needs and the launcher did not set (see the module docstring)."""
     import torch
 
     os.environ.setdefault("LOCAL_SIZE", os.environ.get("LOCAL_WORLD_SIZE", os.environ["WORLD_SIZE"]))
+    os.environ.setdefault("TORCH_EXTENSIONS_DIR", extensions_dir())
     if not torch.cuda.is_available():
         os.environ.setdefault("DS_ACCELERATOR", "cpu")
+
+
+def extensions_dir(prefix: str = sys.prefix) -> str:
+    """Where torch builds C++ extensions for the Python environment at `prefix` (a virtualenv, a conda env):
+    `~/.cache/adapttoken/torch_extensions/<its folder names>-<hash of its path>` (or under `$XDG_CACHE_HOME`),
+    e.g. `project-venv-1a2b3c4d5e6f` for `/home/me/project/.venv`."""
+    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    real = os.path.realpath(prefix)
+    key = hashlib.sha256(real.encode()).hexdigest()[:12]
+    names = [part.lstrip(".") for part in real.split(os.sep)[-2:]]
+    return os.path.join(cache, "adapttoken", "torch_extensions", "-".join([*filter(None, names), key]))
+
+
+def kernel_build_notice(extensions: str, kernel: str = CPU_ALL_REDUCE_KERNEL) -> str | None:
+    """What to tell the user before DeepSpeed compiles `kernel` under `extensions` (None when it is built)."""
+    if glob.glob(os.path.join(glob.escape(extensions), kernel, "*.so")):
+        return None
+    return (f"adapttoken: DeepSpeed compiles its CPU all-reduce kernel ({kernel}) for this Python environment "
+            f"into {os.path.join(extensions, kernel)}: the first --tp run here takes a few minutes, later ones "
+            "reuse it")
 
 
 def init_rank(tp: int, timeout: timedelta = DEFAULT_TIMEOUT) -> None:
@@ -140,4 +171,8 @@ def init_rank(tp: int, timeout: timedelta = DEFAULT_TIMEOUT) -> None:
     cuda = torch.cuda.is_available()
     if cuda:
         torch.cuda.set_device(int(os.environ["LOCAL_RANK"]))
+    elif os.environ.get("LOCAL_RANK") == "0":  # init_distributed builds the kernel here, silently, on first use
+        notice = kernel_build_notice(os.environ["TORCH_EXTENSIONS_DIR"])
+        if notice is not None:
+            print(notice, file=sys.stderr, flush=True)
     deepspeed.init_distributed(dist_backend="nccl" if cuda else "gloo", timeout=timeout, verbose=False)

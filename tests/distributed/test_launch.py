@@ -218,3 +218,29 @@ def test_the_cli_default_rank_timeout_is_the_library_default():
     from adapttoken_plugin.distributed import DEFAULT_TIMEOUT
 
     assert cli.RANK_TIMEOUT == DEFAULT_TIMEOUT.total_seconds()
+
+
+def test_each_python_environment_builds_torch_extensions_in_its_own_folder(monkeypatch, tmp_path):
+    """DeepSpeed's CPU kernel used to be built into ~/.cache/torch_extensions/py311_cu130, shared by every
+    virtualenv of that Python: each rebuilt it over the others' on its first --tp run."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    one, other = launch.extensions_dir("/envs/one/.venv"), launch.extensions_dir("/envs/other/.venv")
+    assert one != other and launch.extensions_dir("/envs/one/.venv") == one
+    assert one.startswith(str(tmp_path / "adapttoken" / "torch_extensions" / "one-venv-"))  # not a hidden folder
+    environ = {"WORLD_SIZE": "2", "LOCAL_RANK": "0"}
+    monkeypatch.setattr(launch.os, "environ", environ)  # the rank's environment, as torchrun gives it
+    launch.init_rank_environment()
+    assert environ["TORCH_EXTENSIONS_DIR"] == launch.extensions_dir()
+    mine = {"WORLD_SIZE": "2", "LOCAL_RANK": "0", "TORCH_EXTENSIONS_DIR": "/my/extensions"}
+    monkeypatch.setattr(launch.os, "environ", mine)
+    launch.init_rank_environment()
+    assert mine["TORCH_EXTENSIONS_DIR"] == "/my/extensions"  # the user's own choice stands
+
+
+def test_rank_zero_says_when_the_cpu_kernel_is_about_to_be_compiled(tmp_path):
+    """The first --tp run on a CPU machine compiled for minutes without a word."""
+    notice = launch.kernel_build_notice(str(tmp_path))
+    assert notice is not None and launch.CPU_ALL_REDUCE_KERNEL in notice and "few minutes" in notice
+    (tmp_path / launch.CPU_ALL_REDUCE_KERNEL).mkdir()
+    (tmp_path / launch.CPU_ALL_REDUCE_KERNEL / f"{launch.CPU_ALL_REDUCE_KERNEL}.so").write_bytes(b"")
+    assert launch.kernel_build_notice(str(tmp_path)) is None
