@@ -343,8 +343,14 @@ def trace_table(trace: Any) -> Any:
             "-" if g.entropy is None else f"{g.entropy:.3f}",
             "-" if g.budget is None else str(g.budget), str(g.kept),
         )
-    table.caption = "seconds: " + ", ".join(f"{k} {v:.3f}" for k, v in trace.seconds.items())
+    table.caption = (BUDGET_VS_KEPT + "\nseconds: " + ", ".join(f"{k} {v:.3f}" for k, v in trace.seconds.items()))
     return table
+
+
+#: why a group's "tokens kept" may differ from its "budget" (the per-group table's caption)
+BUDGET_VS_KEPT = ("budget: the tokens the allocation gave the group; tokens kept: the group's tokens in the final "
+                  "selection. De-duplication works across groups, and a selector may top up from groups it did not "
+                  "visit, so the two can differ.")
 
 
 if __name__ == "__main__":
