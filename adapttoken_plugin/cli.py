@@ -181,6 +181,12 @@ def _lmms_eval(argv: list[str]) -> int:
     args, lmms_eval_args = lmms_eval_command(argv[1:])
     from .launch import end_with_launcher, in_rank, init_rank, relaunch
 
+    try:
+        require("lmms_eval", "adapttoken lmms-eval", "eval")  # before the ranks start, not once per rank
+        require("deepspeed", f"--tp {args.tp} (tensor parallelism)", "deepspeed")
+    except AdaptTokenError as error:
+        print(f"adapttoken lmms-eval: error: {error}", file=sys.stderr)
+        return 2
     if not in_rank():  # start the ranks; each runs this command again
         return relaunch(args.tp, argv)
     end_with_launcher()

@@ -162,10 +162,22 @@ def test_lmms_eval_command_needs_two_ranks_or_more(argv, capsys):
 
 
 @pytest.mark.parametrize("command", [["lmms-eval", "--tp", "2", *LMMS_ARGS],
-                                     ["answer", "--model", "m", "--video", "v.mp4", "--question", "q", "--tp", "2"]])
-def test_outside_a_launcher_the_command_starts_its_ranks_with_its_own_command_line(outside_a_launcher, command):
+                                     ["answer", "--model", "m", "--video", "{video}", "--question", "q", "--tp", "2"]])
+def test_outside_a_launcher_the_command_starts_its_ranks_with_its_own_command_line(outside_a_launcher, command,
+                                                                                   tmp_path):
+    video = write_video_file(make_question(seed=1, num_frames=8), tmp_path / "v.mp4")  # answer opens it first
+    command = [str(video) if part == "{video}" else part for part in command]
     assert main(command) == 0
     assert outside_a_launcher == [(2, command)]
+
+
+@pytest.mark.parametrize("missing, extra", [("deepspeed", "deepspeed"), ("lmms_eval", "eval")])
+def test_lmms_eval_names_a_missing_extra_before_any_rank_starts(outside_a_launcher, monkeypatch, capsys, missing,
+                                                                 extra):
+    """Without DeepSpeed every rank used to fail with its own ImportError traceback."""
+    monkeypatch.setitem(sys.modules, missing, None)
+    assert main(["lmms-eval", "--tp", "2", *LMMS_ARGS]) == 2
+    assert f"pip install 'adapttoken[{extra}]'" in capsys.readouterr().err and outside_a_launcher == []
 
 
 def test_each_rank_joins_the_group_and_runs_lmms_eval(in_a_rank):
