@@ -18,9 +18,13 @@ from .config import AdaptTokenConfig
 from .errors import (
     AdaptTokenError,
     ConfigError,
+    DatasetError,
     EmptyVideoError,
     NoVideoError,
     OptionsRequiredError,
+    OutputInUseError,
+    RankDivergenceError,
+    RankTimeoutError,
     RegistryError,
     UnsupportedInputError,
     UnsupportedModelError,
@@ -48,9 +52,9 @@ _LAZY = {
 }
 
 __all__ = [
-    "ADAPTERS", "SELECTORS", "AdaptTokenConfig", "AdaptTokenError", "ConfigError", "EmptyVideoError",
-    "NoVideoError", "OptionsRequiredError", "RegistryError", "UnsupportedInputError", "UnsupportedModelError",
-    "VideoReadError", *_LAZY,
+    "ADAPTERS", "SELECTORS", "AdaptTokenConfig", "AdaptTokenError", "ConfigError", "DatasetError", "EmptyVideoError",
+    "NoVideoError", "OptionsRequiredError", "OutputInUseError", "RankDivergenceError", "RankTimeoutError",
+    "RegistryError", "UnsupportedInputError", "UnsupportedModelError", "VideoReadError", *_LAZY,
 ]
 
 

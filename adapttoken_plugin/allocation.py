@@ -30,13 +30,15 @@ def allocate_by_weights(
     if n == 0:
         return []
     priority = log_weights if priority is None else priority
-    top = max(log_weights)
-    weights = [math.exp(w - top) for w in log_weights]  # shift: softmax is shift-invariant, exp never overflows
     alloc = [0] * n
     remaining = min(budget, sum(capacities))
     open_groups = [g for g in range(n) if capacities[g] > 0]
+    weights = _shifted_weights(log_weights, priority, open_groups)
     while remaining > 0 and open_groups:
         total_w = sum(weights[g] for g in open_groups)
+        if total_w == 0:  # the open groups' weights all underflowed (a tiny temperature): shift among them
+            weights = _shifted_weights(log_weights, priority, open_groups)
+            total_w = sum(weights[g] for g in open_groups)
         shares = {g: remaining * weights[g] / total_w for g in open_groups}
         saturated = [g for g in open_groups if shares[g] >= capacities[g] - alloc[g]]
         if saturated:
@@ -55,6 +57,20 @@ def allocate_by_weights(
             alloc[g] += 1
         remaining = 0
     return alloc
+
+
+def _shifted_weights(log_weights: Sequence[float], priority: Sequence[float], groups: list[int]) -> list[float]:
+    """exp(log weight) of `groups` (0 for the others), shifted so that the largest is 1: softmax is shift-invariant
+    and exp never overflows. When every one of them has log weight -inf (a tiny temperature), the limit: all
+    the weight on those of highest priority."""
+    weights = [0.0] * len(log_weights)
+    if not groups:
+        return weights
+    top = max(log_weights[g] for g in groups)
+    best = max(priority[g] for g in groups)
+    for g in groups:
+        weights[g] = float(priority[g] == best) if top == -math.inf else math.exp(log_weights[g] - top)
+    return weights
 
 
 def allocation_upper_bounds(budget: int, log_weights: Sequence[float], capacities: Sequence[int]) -> list[int]:
@@ -76,6 +92,8 @@ def allocation_upper_bounds(budget: int, log_weights: Sequence[float], capacitie
     if sum(capacities) <= budget:
         return list(capacities)
     top = max(log_weights)
+    if top == -math.inf:  # a tiny temperature: every weight underflowed; no finite level to bound them by
+        return list(capacities)
     weights = [math.exp(w - top) for w in log_weights]
     remaining, open_groups = float(budget), [g for g in range(n) if capacities[g] > 0]
     while True:  # the level: saturate every group whose share exceeds its capacity, spread the rest
@@ -92,10 +110,16 @@ def allocation_upper_bounds(budget: int, log_weights: Sequence[float], capacitie
 
 
 def allocate_budget(budget: int, entropies: Sequence[float], capacities: Sequence[int], tau: float) -> list[int]:
-    """AdaptToken's allocation: lower entropy (nats) -> larger share; softmax temperature `tau`."""
+    """AdaptToken's allocation: lower entropy (nats) -> larger share; softmax temperature `tau`.
+
+    The log weights are -(H_g - min H) / tau: the same softmax as -H_g / tau (shift-invariant), but the most
+    confident group's is 0 and the others' are <= 0, so a tiny tau gives -inf (no share), never inf - inf.
+    """
     if tau <= 0:
         raise ValueError(f"tau must be > 0, got {tau}")
-    return allocate_by_weights(budget, [-h / tau for h in entropies], capacities, priority=[-h for h in entropies])
+    low = min(entropies, default=0.0)
+    return allocate_by_weights(budget, [-(h - low) / tau for h in entropies], capacities,
+                               priority=[-h for h in entropies])
 
 
 def allocate_equally(budget: int, capacities: Sequence[int], priority: Sequence[float] | None = None) -> list[int]:

@@ -54,7 +54,7 @@ def enable(model: Any, config: AdaptTokenConfig | dict[str, Any] | None = None) 
         a scoring layer deeper than the model). Nothing is installed when anything raises.
     """
     if config is None:
-        config = getattr(model.config, "adapttoken", None)
+        config = getattr(getattr(model, "config", None), "adapttoken", None)
     config = AdaptTokenConfig.coerce(config)
     stage = Stage(model, adapter_for(model, config), config)
     attach_native(model)  # a model split by transformers' own tensor parallelism: scores reduced over its ranks
@@ -116,6 +116,12 @@ def _selected_call(model: Any, original: Any, name: str, args: tuple, kwargs: di
         kwargs["input_ids"] = args[0]
     if kwargs.get("labels") is not None:
         raise UnsupportedInputError("labels are not supported with the selector stage (the sequence is shortened)")
+    if name == "generate":
+        config = kwargs.get("generation_config") or model.generation_config
+        sequences = kwargs.get("num_return_sequences", getattr(config, "num_return_sequences", 1)) or 1
+        if sequences != 1:  # checked before the selection: every other part of it is batch 1
+            raise UnsupportedInputError(f"num_return_sequences={sequences}: the selector stage returns one sequence "
+                                        "per prompt; call generate once per sequence")
     kwargs, original_ids = _select(model, kwargs)
     start = time.perf_counter()
     out = original(**kwargs)

@@ -12,10 +12,12 @@ joins the process group (`launch.init_rank`) and runs the command with its slice
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import Any
 
+from .checks import DTYPES, check_device, check_output_file, check_output_folder, positive_float, positive_int, require
 from .config import AdaptTokenConfig, setting_fields
 from .errors import AdaptTokenError
 from .loading import load_model  # also importable as cli.load_model, as before
@@ -31,8 +33,9 @@ def _add_config_flags(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("selection settings (AdaptTokenConfig: docs/config.md; phase and default shown)")
     for f in _CONFIG_FIELDS:
         help_text = f"{f.metadata['help']} [{f.metadata['phase']}; default: {f.default}]".replace("%", "%%")
-        group.add_argument(f"--{f.name.replace('_', '-')}", dest=f"cfg_{f.name}", default=None, metavar="V",
-                           help=help_text)
+        choices = f.metadata["choices"]  # shown as {a,b,...} and checked by argparse
+        group.add_argument(f"--{f.name.replace('_', '-')}", dest=f"cfg_{f.name}", default=None,
+                           metavar=None if choices else "V", choices=choices, help=help_text)
 
 
 def _config_from_args(args: argparse.Namespace) -> AdaptTokenConfig:
@@ -50,11 +53,14 @@ def build_parser() -> argparse.ArgumentParser:
     answer.add_argument("--video", required=True, help="video file")
     answer.add_argument("--question", required=True)
     answer.add_argument("--options", nargs="*", default=None, help="answer options (multiple choice: A, B, ...)")
-    answer.add_argument("--device", default="cpu", help="torch device of the model (default: cpu)")
-    answer.add_argument("--dtype", default="auto", help="model dtype: auto, float32, bfloat16, float16")
-    answer.add_argument("--tp", type=int, default=1, help="split the language model over this many ranks (DeepSpeed "
-                        "tensor parallelism, one GPU each; the command starts them under torchrun)")
-    answer.add_argument("--rank-timeout", type=float, default=RANK_TIMEOUT,
+    answer.add_argument("--device", default="cpu", help="torch device of the model: cpu, cuda, cuda:N, mps "
+                        "(default: cpu)")
+    answer.add_argument("--dtype", default="auto", choices=DTYPES, help="model dtype (default: auto, the "
+                        "checkpoint's own)")
+    answer.add_argument("--tp", type=positive_int, default=1, help="split the language model over this many ranks "
+                        "(DeepSpeed tensor parallelism, one GPU each; the command starts them under torchrun; needs "
+                        "the `deepspeed` extra)")
+    answer.add_argument("--rank-timeout", type=positive_float, default=RANK_TIMEOUT,
                         help=f"with --tp: seconds a rank waits for the others before failing "
                         f"(default: {RANK_TIMEOUT:g})")
     _add_common(answer)
@@ -90,7 +96,7 @@ def build_lmms_eval_parser() -> argparse.ArgumentParser:
         "--tasks videomme --output_path runs/eval")
     parser.add_argument("--tp", type=int, required=True, metavar="N",
                         help="ranks (processes, one GPU each) to split the language model over; at least 2")
-    parser.add_argument("--rank-timeout", type=float, default=RANK_TIMEOUT, metavar="S",
+    parser.add_argument("--rank-timeout", type=positive_float, default=RANK_TIMEOUT, metavar="S",
                         help=f"seconds a rank waits for the others before failing (default: {RANK_TIMEOUT:g})")
     return parser
 
@@ -112,9 +118,11 @@ def lmms_eval_command(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--backend", default="auto", choices=("auto", "decord", "pyav"), help="video decoder")
-    parser.add_argument("--max-new-tokens", type=int, default=16)
-    parser.add_argument("--trace", default=None, help="write the trace as JSON to this file")
-    parser.add_argument("--report", default=None, help="write an HTML report (groups, kept tokens on frames) here")
+    parser.add_argument("--max-new-tokens", type=positive_int, default=16, help="tokens of the answer at most "
+                        "(default: 16)")
+    parser.add_argument("--trace", default=None, help="write the trace as JSON to this file (its folder is created)")
+    parser.add_argument("--report", default=None, help="write an HTML report (groups, kept tokens on frames) to this "
+                        "file (its folder is created)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     _add_config_flags(parser)
 
@@ -131,26 +139,57 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "list":
             return _list(args.markdown)
-        if args.command == "answer" and args.tp > 1:
-            from .launch import in_rank, relaunch
+        config = _config_from_args(args)  # a bad setting is reported once, before any rank starts
+        if args.command == "demo":
+            return _demo(args, config)
+        check_answer_inputs(args)  # before the ranks start and before the model loads
+        if args.tp > 1:
+            from .launch import end_with_launcher, in_rank, relaunch
 
             if not in_rank():  # start the ranks; each runs this command again
                 return relaunch(args.tp, argv)
-        config = _config_from_args(args)
-        if args.command == "demo":
-            return _demo(args, config)
+            end_with_launcher()
         return _answer(args, config)
     except AdaptTokenError as error:
         print(f"adapttoken: error: {error}", file=sys.stderr)
         return 2
 
 
+def check_answer_inputs(args: argparse.Namespace) -> None:
+    """What `adapttoken answer` can check before the model loads: the extras it needs, the device, that the
+    video opens with the chosen decoder (a probe: metadata, first frame and last second), and that the trace
+    and report can be written (their folders are created)."""
+    if args.tp > 1:
+        require("deepspeed", f"--tp {args.tp} (tensor parallelism)", "deepspeed")
+    else:
+        check_device(args.device)
+    from .video import FrameReader
+
+    with FrameReader(args.video, backend=args.backend):
+        pass
+    _check_outputs(args)
+
+
+def _check_outputs(args: argparse.Namespace) -> None:
+    if args.trace:
+        check_output_file(args.trace, "--trace")
+    if args.report:
+        check_output_file(args.report, "--report")
+
+
 def _lmms_eval(argv: list[str]) -> int:
     args, lmms_eval_args = lmms_eval_command(argv[1:])
-    from .launch import in_rank, init_rank, relaunch
+    from .launch import end_with_launcher, in_rank, init_rank, relaunch
 
+    try:
+        require("lmms_eval", "adapttoken lmms-eval", "eval")  # before the ranks start, not once per rank
+        require("deepspeed", f"--tp {args.tp} (tensor parallelism)", "deepspeed")
+    except AdaptTokenError as error:
+        print(f"adapttoken lmms-eval: error: {error}", file=sys.stderr)
+        return 2
     if not in_rank():  # start the ranks; each runs this command again
         return relaunch(args.tp, argv)
+    end_with_launcher()
     from datetime import timedelta
 
     from .integrations.lmms_eval.tensor_parallel import run_lmms_eval
@@ -206,22 +245,34 @@ def _answer(args: argparse.Namespace, config: AdaptTokenConfig) -> int:
 
 
 def _demo(args: argparse.Namespace, config: AdaptTokenConfig) -> int:
-    from .demo import DEMO_SETTINGS, demo_model_and_processor, demo_question, write_demo_video
+    from .demo import DEMO_SETTINGS, demo_model_and_processor, demo_question
 
     # the demo's own settings, unless given on the command line
     given = {f.name for f in _CONFIG_FIELDS if getattr(args, f"cfg_{f.name}") is not None}
     config = config.replace(**{k: v for k, v in DEMO_SETTINGS.items() if k not in given})
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    question = demo_question()
-    video = write_demo_video(out / f"needle_s{question.seed}_f{question.num_frames}.mp4")
-    model, processor = demo_model_and_processor()
+    out = check_output_folder(args.out, "--out")
     args.trace = args.trace or str(out / "trace.json")
     args.report = args.report or str(out / "report.html")
+    _check_outputs(args)
+    question = demo_question()
+    video = _write_demo_video(out / f"needle_s{question.seed}_f{question.num_frames}.mp4", args.quiet)
+    model, processor = demo_model_and_processor()
     code = _run(args, config, model, processor, str(video), question.question, question.options)
     print(f"expected answer: {question.answer_letter} ({question.colour}; needle at frames "
           f"{question.needle_frames[0]}..{question.needle_frames[-1]})")
     return code
+
+
+def _write_demo_video(path: Path, quiet: bool) -> Path:
+    """The demo video, written with a progress bar unless a complete one is there already."""
+    from rich.console import Console
+    from rich.progress import Progress
+
+    from .demo import write_demo_video
+
+    with Progress(console=Console(stderr=True), transient=True, disable=quiet) as progress:
+        task = progress.add_task(f"writing the demo video {path.name}", total=None)
+        return write_demo_video(path, lambda done, total: progress.update(task, completed=done, total=total))
 
 
 def _run(args, config, model, processor, video, question, options, show: bool = True) -> int:
@@ -241,16 +292,47 @@ def _run(args, config, model, processor, video, question, options, show: bool = 
         answer = pipe.answer(video, question, options, max_new_tokens=args.max_new_tokens, on_group=on_group)
     console.print(trace_table(answer.trace))
     console.print(f"[bold]answer:[/bold] {answer.letter or '-'}   [dim]reply: {answer.text!r}[/dim]")
+    saved = True
     if args.trace:
-        answer.trace.save(args.trace)
-        console.print(f"trace written to {args.trace}")
+        saved = _write(console, "trace", args.trace, answer.trace.save)
     if args.report:
         from .report import write_report
 
-        write_report(args.report, answer.trace, video, title=f"adapttoken: {question}",
-                     answer=f"{answer.letter or '-'} ({answer.text!r})", backend=args.backend)
-        console.print(f"report written to {args.report}")
+        def report(path: str) -> None:
+            write_report(path, answer.trace, video, title=f"adapttoken: {question}",
+                         answer=f"{answer.letter or '-'} ({answer.text!r})", backend=args.backend)
+
+        wrote_report = _write(console, "report", args.report, report)
+        saved = saved and wrote_report
+    if not saved:
+        _save_elsewhere(answer.trace)
+        return 1
     return 0
+
+
+def _write(console: Any, what: str, path: str, write: Any) -> bool:
+    """`write(path)`, reported; a failure (the disk filled up, the folder vanished) is reported, not raised."""
+    try:
+        write(path)
+    except OSError as error:
+        print(f"adapttoken: error: could not write the {what} to {path}: {error}", file=sys.stderr)
+        return False
+    console.print(f"{what} written to {path}")
+    return True
+
+
+def _save_elsewhere(trace: Any) -> None:
+    """A computed result is never lost to a failed write: the trace goes to a new file in the temporary folder."""
+    import tempfile
+
+    fd, path = tempfile.mkstemp(prefix="adapttoken-trace-", suffix=".json")
+    os.close(fd)
+    try:
+        trace.save(path)
+    except OSError as error:
+        print(f"adapttoken: error: the trace could not be saved in {path} either: {error}", file=sys.stderr)
+        return
+    print(f"adapttoken: the trace was saved to {path} instead", file=sys.stderr)
 
 
 def trace_table(trace: Any) -> Any:
@@ -267,8 +349,14 @@ def trace_table(trace: Any) -> Any:
             "-" if g.entropy is None else f"{g.entropy:.3f}",
             "-" if g.budget is None else str(g.budget), str(g.kept),
         )
-    table.caption = "seconds: " + ", ".join(f"{k} {v:.3f}" for k, v in trace.seconds.items())
+    table.caption = (BUDGET_VS_KEPT + "\nseconds: " + ", ".join(f"{k} {v:.3f}" for k, v in trace.seconds.items()))
     return table
+
+
+#: why a group's "tokens kept" may differ from its "budget" (the per-group table's caption)
+BUDGET_VS_KEPT = ("budget: the tokens the allocation gave the group; tokens kept: the group's tokens in the final "
+                  "selection. De-duplication works across groups, and a selector may top up from groups it did not "
+                  "visit, so the two can differ.")
 
 
 if __name__ == "__main__":

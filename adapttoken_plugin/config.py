@@ -39,12 +39,21 @@ of the group passes and the final pass, `storage` where data waits (never a resu
 EVIDENCE_PHASES = ("sampling", "group pass", "positions")
 
 
-def setting(default: Any, phase: str, help: str, *, pipeline_only: bool = False) -> Any:
+#: integer settings must fit a 64-bit integer (they reach torch tensors); overselect is capped so that
+#: ceil(overselect * budget) candidates is always a finite count
+INT_LIMIT = 2**63 - 1
+MAX_OVERSELECT = 1e6
+
+
+def setting(default: Any, phase: str, help: str, *, pipeline_only: bool = False,
+            choices: tuple[str, ...] | None = None) -> Any:
     """A config field with its help text and phase (`PHASES`); `pipeline_only`: read by the streaming
-    `Pipeline` only (integrations that sample frames themselves refuse it)."""
+    `Pipeline` only (integrations that sample frames themselves refuse it); `choices`: the fixed values of a
+    string setting (validated here, and the choices of its CLI flag)."""
     if phase not in PHASES:
         raise ValueError(f"phase {phase!r} is not one of {PHASES}")
-    return field(default=default, metadata={"help": help, "phase": phase, "pipeline_only": pipeline_only})
+    return field(default=default, metadata={"help": help, "phase": phase, "pipeline_only": pipeline_only,
+                                            "choices": choices})
 
 
 @dataclass
@@ -53,6 +62,9 @@ class AdaptTokenConfig:
 
     The table of every setting with its default, phase and help is docs/config.md (generated from
     these fields by `adapttoken list --markdown`); `settings_table()` returns it.
+
+    A config is validated when it is made and cannot be changed afterwards: assigning a setting raises
+    `ConfigError`, and `replace(**changes)` returns a validated copy.
     """
 
     selector: str = setting("adapttoken", "selection", "registered selector name (`adapttoken list` shows them)")
@@ -70,13 +82,13 @@ class AdaptTokenConfig:
         None, "group pass", "decoder layer whose attention ranks tokens (None: the model's preset, else "
         "round(0.7 * num_layers))")
     score_reduce: str = setting("max", "group pass", "how a token's attention is reduced over heads and text "
-                                f"queries: one of {SCORE_REDUCTIONS}")
+                                "queries: their maximum or their mean", choices=SCORE_REDUCTIONS)
     early_layer: int = setting(2, "group pass", "the early-layer pass (`fastv`): decoder layer whose attention "
                                "from the last text token ranks the tokens; the pass stops after it (no entropy)")
     entropy_mode: str = setting(
         "first_token", "group pass", "`first_token` (full-vocabulary entropy at the answer position), `options` "
         "(entropy over the option letters only) or `generated` (mean of the least-certain entropy_top_fraction "
-        "of up to entropy_max_new_tokens generated tokens)")
+        "of up to entropy_max_new_tokens generated tokens)", choices=ENTROPY_MODES)
     entropy_max_new_tokens: int = setting(16, "group pass", "entropy_mode=generated: tokens generated per group")
     entropy_top_fraction: float = setting(0.1, "group pass", "entropy_mode=generated: fraction of the least "
                                           "certain tokens whose entropies are averaged")
@@ -114,29 +126,49 @@ class AdaptTokenConfig:
         "unit is at least this may be merged into it (FrameFusion's similarity lower bound)")
     position_rule: str = setting(
         "original", "positions", "`original` (text after a Qwen M-RoPE video starts after the largest video "
-        "position, as the model was trained) or `transformers` (what the installed transformers computes)")
+        "position, as the model was trained) or `transformers` (what the installed transformers computes)",
+        choices=POSITION_RULES)
     positions_1d: str = setting(
         "contiguous", "positions", "position ids of the kept tokens in 1-D RoPE families (InternVL, LLaVA): "
         "`contiguous` (renumbered 0, 1, 2, ...) or `original` (full-sequence indices with gaps, always sent "
-        "with an attention mask)")
+        "with an attention mask)", choices=POSITIONS_1D)
     feature_store: str = setting("cpu", "storage", "where the candidate features of the group passes wait for "
-                                 "the final pass: `cpu` (bounded GPU memory) or `device` (no transfers)")
+                                 "the final pass: `cpu` (bounded GPU memory) or `device` (no transfers)",
+                                 choices=FEATURE_STORES)
     frame_cache: str = setting(
         "auto", "storage", "how the streaming pipeline reads frames: `memory` (decode the sampled frames once "
         "into RAM), `disk` (the same into a temporary memory-mapped file), `off` (decode each group's frames on "
-        "demand) or `auto` (`memory` up to 2 GiB of frames, else `disk`)", pipeline_only=True)
+        "demand) or `auto` (`memory` up to 2 GiB of frames, else `disk`)", pipeline_only=True,
+        choices=FRAME_CACHES)
     seed: int = setting(0, "selection", "seed of the `random` selector; each question's draw mixes it with the "
                         "question's tokens and the video's content, so draws differ per question and repeat exactly")
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
-            setattr(self, f.name, _coerce(f.name, getattr(self, f.name), _FIELD_TYPES[f.name]))
+            object.__setattr__(self, f.name, _coerce(f.name, getattr(self, f.name), _FIELD_TYPES[f.name]))
         self._validate()
+        object.__setattr__(self, "_validated", True)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        # settings are checked once, when the config is made: a later change would skip the checks
+        if self.__dict__.get("_validated"):
+            raise ConfigError(f"AdaptTokenConfig cannot be changed once made: use config.replace({name}={value!r}), "
+                              "which returns a validated copy")
+        object.__setattr__(self, name, value)
+
+    def __delattr__(self, name: str) -> None:
+        raise ConfigError(f"AdaptTokenConfig cannot be changed once made: {name} cannot be deleted")
 
     def _validate(self) -> None:
         from .registry import SELECTORS
 
         _check(self.selector in SELECTORS, "selector", self.selector, f"one of {SELECTORS.names()}")
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if f.metadata["choices"] is not None:
+                _check(value in f.metadata["choices"], f.name, value, f"one of {f.metadata['choices']}")
+            if isinstance(value, int) and not isinstance(value, bool):
+                _check(-INT_LIMIT <= value <= INT_LIMIT, f.name, value, f"an integer within +-{INT_LIMIT} (64 bits)")
         _check(self.budget > 0, "budget", self.budget, "an integer > 0 (tokens)")
         _check(self.frames_per_group >= 1, "frames_per_group", self.frames_per_group, "an integer >= 1")
         _check(self.fps > 0 and math.isfinite(self.fps), "fps", self.fps, "a finite number > 0")
@@ -145,15 +177,13 @@ class AdaptTokenConfig:
         _check(self.scoring_layer is None or self.scoring_layer >= 0, "scoring_layer", self.scoring_layer,
                "None or a layer index >= 0")
         _check(self.early_layer >= 0, "early_layer", self.early_layer, "a layer index >= 0")
-        _check(self.score_reduce in SCORE_REDUCTIONS, "score_reduce", self.score_reduce, f"one of {SCORE_REDUCTIONS}")
-        _check(self.entropy_mode in ENTROPY_MODES, "entropy_mode", self.entropy_mode, f"one of {ENTROPY_MODES}")
         _check(self.entropy_max_new_tokens >= 1, "entropy_max_new_tokens", self.entropy_max_new_tokens, ">= 1")
         _check(0 < self.entropy_top_fraction <= 1, "entropy_top_fraction", self.entropy_top_fraction, "in (0, 1]")
         _check(self.tau > 0 and math.isfinite(self.tau), "tau", self.tau, "a finite number > 0")
         _check(self.theta >= 0 and math.isfinite(self.theta), "theta", self.theta, "a finite number >= 0 (nats)")
         _check(self.min_groups >= 1, "min_groups", self.min_groups, "an integer >= 1")
-        _check(self.overselect >= 1 and math.isfinite(self.overselect), "overselect", self.overselect,
-               "a finite number >= 1")
+        _check(1 <= self.overselect <= MAX_OVERSELECT, "overselect", self.overselect,
+               f"a number in [1, {MAX_OVERSELECT:g}]")
         _check(self.dedup_window >= 0, "dedup_window", self.dedup_window, "an integer >= 0 (frame units)")
         _check(self.vidcom2_temperature > 0 and math.isfinite(self.vidcom2_temperature), "vidcom2_temperature",
                self.vidcom2_temperature, "a finite number > 0")
@@ -163,10 +193,6 @@ class AdaptTokenConfig:
             _check(-1 <= getattr(self, name) <= 1, name, getattr(self, name), "a cosine similarity in [-1, 1]")
         for name in ("fastvid_min_segments", "fastvid_anchor_step", "fastvid_knn"):
             _check(getattr(self, name) >= 1, name, getattr(self, name), "an integer >= 1")
-        _check(self.position_rule in POSITION_RULES, "position_rule", self.position_rule, f"one of {POSITION_RULES}")
-        _check(self.positions_1d in POSITIONS_1D, "positions_1d", self.positions_1d, f"one of {POSITIONS_1D}")
-        _check(self.frame_cache in FRAME_CACHES, "frame_cache", self.frame_cache, f"one of {FRAME_CACHES}")
-        _check(self.feature_store in FEATURE_STORES, "feature_store", self.feature_store, f"one of {FEATURE_STORES}")
 
     @classmethod
     def from_dict(cls, values: dict[str, Any] | None = None, **overrides: Any) -> AdaptTokenConfig:
@@ -281,5 +307,7 @@ def settings_table() -> str:
     rows = ["| setting | default | phase | what it does |", "|---|---|---|---|"]
     for f in setting_fields():
         help_text = f.metadata["help"].replace("|", "\\|")
+        if f.metadata["choices"] is not None:
+            help_text += f"; one of {', '.join(f'`{c}`' for c in f.metadata['choices'])}"
         rows.append(f"| `{f.name}` | `{f.default!r}` | {f.metadata['phase']} | {help_text} |")
     return "\n".join(rows)

@@ -7,6 +7,7 @@ asks it about a 1,024-frame video with a 128-token budget (1/16 of the visual to
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,9 +23,10 @@ def demo_question() -> NeedleQuestion:
     return make_question(DEMO_SEED, DEMO_FRAMES)
 
 
-def write_demo_video(path: str | Path) -> Path:
-    """Write the demo video (1,024 frames at 4 fps, 56 x 56 px) unless it already exists."""
-    return write_video_file(demo_question(), path)
+def write_demo_video(path: str | Path, on_frame: Callable[[int, int], None] | None = None) -> Path:
+    """Write the demo video (1,024 frames at 4 fps, 56 x 56 px) unless a complete one is there
+    (`needle.write_video_file`); `on_frame(done, total)` after each frame written."""
+    return write_video_file(demo_question(), path, on_frame=on_frame)
 
 
 def demo_model_and_processor() -> tuple[Any, Any]:

@@ -24,18 +24,10 @@ from typing import Any
 
 import torch
 
-from .errors import AdaptTokenError
+from .errors import RankDivergenceError, RankTimeoutError
 
 _ATTRIBUTE = "_adapttoken_tensor_parallel"
 DEFAULT_TIMEOUT = timedelta(minutes=10)
-
-
-class RankDivergenceError(AdaptTokenError, RuntimeError):
-    """Tensor-parallel ranks reached the same step with different values (inputs, evidence, selection, answer)."""
-
-
-class RankTimeoutError(AdaptTokenError, RuntimeError):
-    """A tensor-parallel rank did not reach a consistency check within the timeout."""
 
 
 @dataclass(frozen=True)

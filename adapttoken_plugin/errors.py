@@ -44,5 +44,17 @@ class EmptyVideoError(VideoReadError):
     """Frame sampling produced zero frames."""
 
 
+class OutputInUseError(AdaptTokenError, OSError):
+    """Another run is writing to the same output folder (two ablation sweeps on one `--out`)."""
+
+
 class DatasetError(AdaptTokenError, ValueError):
     """An ablation dataset (annotation file) is missing, malformed, or names a video that does not exist."""
+
+
+class RankDivergenceError(AdaptTokenError, RuntimeError):
+    """Tensor-parallel ranks reached the same step with different values (inputs, evidence, selection, answer)."""
+
+
+class RankTimeoutError(AdaptTokenError, RuntimeError):
+    """A tensor-parallel rank did not reach a consistency check within the timeout."""

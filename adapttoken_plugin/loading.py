@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from .checks import check_device, check_dtype
+
 
 def load_model(path: str | None, device: str, dtype: str) -> tuple[Any, Any]:
     """A checkpoint's unmodified transformers model (eval mode, on `device`) and its processor.
@@ -18,7 +20,12 @@ def load_model(path: str | None, device: str, dtype: str) -> tuple[Any, Any]:
             dtype (float32); `dtype` is not applied to it.
         device: torch device to move the model to.
         dtype: `auto` (the checkpoint's own), or a torch dtype name: `float32`, `bfloat16`, `float16`.
+    Raises:
+        ConfigError: an unknown dtype, or a device that is not a torch device or that this machine lacks
+            (checked before anything loads).
     """
+    check_dtype(dtype)
+    check_device(device)
     if path is None:
         from .toy import load_needle_model
 

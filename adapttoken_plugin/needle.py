@@ -12,7 +12,10 @@ needle's colour, with the four options always in the same order (A red, B green,
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import hashlib
+import json
+import os
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -26,6 +29,8 @@ OPTION_RGB = {"red": (235, 20, 20), "green": (20, 210, 20), "blue": (30, 50, 245
 DISTRACTOR_RGB = ((200, 40, 200), (40, 210, 210), (240, 140, 30), (235, 235, 235))
 FRAME_SIDE = 56
 VIDEO_FPS = 4.0
+#: version of what `iter_frames` draws, recorded beside each written video: bump it when the frames change
+VIDEO_FORMAT = 1
 
 
 @dataclass(frozen=True)
@@ -125,12 +130,57 @@ def iter_frames(q: NeedleQuestion, side: int = FRAME_SIDE) -> Iterator[np.ndarra
         yield render_frame(rng, OPTION_RGB[q.colour] if is_needle else None, shape, distractor, t, side)
 
 
-def write_video_file(q: NeedleQuestion, path: str | Path, fps: float = VIDEO_FPS) -> Path:
-    """Write the question's video as an mp4 (PyAV), unless it exists."""
+def write_video_file(q: NeedleQuestion, path: str | Path, fps: float = VIDEO_FPS,
+                     on_frame: Callable[[int, int], None] | None = None) -> Path:
+    """Write the question's video as an mp4 (PyAV), unless a complete one of this question is there already.
+
+    Beside the video, `<name>.json` records what it holds (the question, fps, frame size, format version) and
+    the file's size and sha256. A video is reused only when that record matches this question and the file; any
+    other file at `path` (a short or unindexed one from an interrupted write of an older version, another
+    question's, a changed frame generator) is written again. The write itself is atomic (`write_video`).
+    `on_frame(done, total)` is called after each frame written (progress).
+    """
     from .video import write_video
 
     path = Path(path)
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write_video(path, iter_frames(q), fps=fps)
+    stamp = path.with_name(path.name + ".json")
+    expected = {"question": q.to_dict(), "fps": fps, "frame_side": FRAME_SIDE, "format": VIDEO_FORMAT}
+    if _holds(path, stamp, expected):
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    stamp.unlink(missing_ok=True)  # from here until the new record is written, the video is not trusted
+    frames = iter_frames(q)
+    if on_frame is not None:
+        frames = _counted(frames, q.num_frames, on_frame)
+    write_video(path, frames, fps=fps)
+    record = {"video": expected, "bytes": path.stat().st_size, "sha256": _file_sha256(path)}
+    partial = stamp.with_name(f".{stamp.name}.partial")
+    partial.write_text(json.dumps(record, indent=1))
+    os.replace(partial, stamp)
     return path
+
+
+def _holds(path: Path, stamp: Path, expected: dict) -> bool:
+    """Whether `path` is the complete video `expected` describes, by the record beside it."""
+    if not path.is_file() or not stamp.is_file():
+        return False
+    try:
+        record = json.loads(stamp.read_text())
+    except (OSError, ValueError):
+        return False
+    return (isinstance(record, dict) and record.get("video") == expected
+            and record.get("bytes") == path.stat().st_size and record.get("sha256") == _file_sha256(path))
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _counted(frames: Iterator[np.ndarray], total: int, on_frame: Callable[[int, int], None]) -> Iterator[np.ndarray]:
+    for done, frame in enumerate(frames, 1):
+        yield frame
+        on_frame(done, total)

@@ -30,7 +30,7 @@ import torch
 from .adapters.base import PromptParts, adapter_for
 from .config import FRAME_CACHE_AUTO_LIMIT, AdaptTokenConfig
 from .distributed import attach_native, check_ranks_agree
-from .errors import UnsupportedInputError
+from .errors import AdaptTokenError, ConfigError, UnsupportedInputError
 from .layout import GroupEvidence, VideoLayout
 from .stage import Query, Stage, StageResult
 from .trace import Trace
@@ -58,6 +58,23 @@ def format_question(question: str, options: Sequence[str] | None) -> str:
         raise UnsupportedInputError(f"at most {len(letters)} options are supported, got {len(options)}")
     lines = [question, *(f"{letters[i]}. {opt}" for i, opt in enumerate(options)), OPTION_INSTRUCTION]
     return "\n".join(lines)
+
+
+def check_answer_arguments(options: Sequence[str] | None, max_new_tokens: int) -> list[str] | None:
+    """The options as a list (None: an open question), checked with `max_new_tokens` before any work: a string
+    is not a list of options ("red" would become the three options r, e, d)."""
+    if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 1:
+        raise ConfigError(f"max_new_tokens={max_new_tokens!r} is out of range: expected an integer >= 1")
+    if options is None:
+        return None
+    if isinstance(options, (str, bytes)) or not isinstance(options, Sequence):
+        raise UnsupportedInputError(f"options={options!r}: expected a list of option strings, e.g. "
+                                    "['red', 'green', 'blue'] (or None for an open question)")
+    if not all(isinstance(option, str) for option in options):
+        raise UnsupportedInputError(f"options={list(options)!r}: every option must be a string")
+    if len(options) > len(string.ascii_uppercase):
+        raise UnsupportedInputError(f"at most {len(string.ascii_uppercase)} options are supported, got {len(options)}")
+    return list(options)
 
 
 def parse_letter(text: str, num_options: int) -> str | None:
@@ -239,7 +256,14 @@ class Pipeline:
             info = probe.info
         indices = sample_frame_indices(info, cfg.fps, cfg.max_frames, multiple_of=self.adapter.frames_per_unit)
         indices.flags.writeable = False  # the plan is shared by its sessions and the prompt
-        height, width = self.adapter.frame_size(self.processor, info.height, info.width, cfg.max_pixels, len(indices))
+        try:
+            height, width = self.adapter.frame_size(self.processor, info.height, info.width, cfg.max_pixels,
+                                                    len(indices))
+        except ValueError as error:  # the processor's own resize rule refuses the size (an extreme aspect ratio)
+            if isinstance(error, AdaptTokenError):
+                raise
+            raise UnsupportedInputError(f"{video}: frames of {info.width} x {info.height} px cannot be resized for "
+                                        f"{type(self.model).__name__} ({error})") from None
         sampled_fps = min(cfg.fps, len(indices) / info.duration) if info.duration > 0 else cfg.fps
         layout = self.adapter.layout_for_frames(len(indices), height, width, sampled_fps,
                                                 tuple(int(i) for i in indices))
@@ -299,8 +323,10 @@ class Pipeline:
 
         `on_group(group, num_groups)` is called after each group pass (progress reporting).
         Raises VideoReadError / EmptyVideoError for unreadable or empty videos, OptionsRequiredError
-        when the configured entropy needs options and none are given.
+        when the configured entropy needs options and none are given, UnsupportedInputError for options that
+        are not a list of strings, ConfigError for max_new_tokens < 1 (all before any frame is decoded).
         """
+        options = check_answer_arguments(options, max_new_tokens)
         option_ids = self.option_token_ids(len(options)) if options else None
         self.stage.check_options(option_ids)  # before the video is decoded
         with self.open_video(video) as session:

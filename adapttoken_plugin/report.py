@@ -5,7 +5,7 @@
   outlined on the frame (each visual token covers one cell of the unit's grid);
 - the answer, the settings and the seconds per stage.
 
-Thumbnails are PNGs inlined as data URIs (matplotlib encodes them), so the page is one file.
+Thumbnails are PNGs inlined as data URIs (Pillow encodes them), so the page is one file.
 """
 
 from __future__ import annotations
@@ -22,10 +22,11 @@ from .trace import Trace
 
 
 def _png_data_uri(frame: np.ndarray) -> str:
-    from matplotlib import image
+    # Pillow comes with torchvision (a requirement): the report needs no plotting package
+    from PIL import Image
 
     buffer = io.BytesIO()
-    image.imsave(buffer, frame, format="png")
+    Image.fromarray(np.ascontiguousarray(frame)).save(buffer, format="png")
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
 
 

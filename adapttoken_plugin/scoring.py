@@ -1,11 +1,13 @@
 """Cross-modal attention scores without eager attention and without `output_attentions`: the maths of
-the scoring layer (`attention_rows`, `reduce_scores`), its reduction across tensor-parallel ranks
+the scoring layer (`attention_row_chunks`, `partial_scores`), its reduction across tensor-parallel ranks
 (`reduce_scores_across_ranks`) and the hook that captures them during a group prefill (`capture_scores`).
 
 During a group prefill a forward pre-hook on the scoring layer's attention module receives the
 layer's inputs (hidden states after the input norm, rotary cos/sin) and recomputes softmax
-attention for the few text-query rows after the video only: memory H * n_query * L on one layer,
-never L x L. The model keeps its own attention implementation (sdpa, flash, ...).
+attention for the text-query rows after the video only, a chunk of rows at a time, reducing each
+chunk before the next: memory H * rows * L for one chunk (at most `SCORE_CHUNK_BYTES` of logits),
+whatever the question's length, never L x L. The model keeps its own attention implementation
+(sdpa, flash, ...).
 """
 
 from __future__ import annotations
@@ -23,6 +25,10 @@ from .adapters.base import ModelAdapter
 from .distributed import TensorParallel, tensor_parallel_of
 from .errors import UnsupportedModelError
 
+#: bytes of float32 attention logits the scoring hook holds at once (one chunk of query rows, all heads, every key
+#: column): its memory is bounded by this, not by the question's length
+SCORE_CHUNK_BYTES = 64 * 2**20
+
 
 @dataclass
 class ScoreCapture:
@@ -32,21 +38,19 @@ class ScoreCapture:
     seconds: float = 0.0
 
 
-def reduce_scores(probs: torch.Tensor, columns: slice | torch.Tensor, how: str) -> torch.Tensor:
-    """(B, H, n_query, L) attention -> (N,) scores of the key columns `columns` (a slice or (N,) sequence
-    positions; batch 1), reduced over heads and queries by `max` or `mean`."""
-    if isinstance(columns, torch.Tensor):
-        columns = columns.to(probs.device)
-    part = probs[0, :, :, columns]
-    flat = part.reshape(-1, part.shape[-1])
-    return flat.amax(0) if how == "max" else flat.mean(0)
+def query_chunk_rows(heads: int, length: int, chunk_bytes: int = SCORE_CHUNK_BYTES) -> int:
+    """Query rows per chunk so that one chunk's float32 logits (heads, rows, length) fit `chunk_bytes` (>= 1 row)."""
+    return max(1, chunk_bytes // (4 * heads * length))
 
 
-def attention_rows(
-    attn: torch.nn.Module, hidden_states: torch.Tensor, position_embeddings: Any, n_query: int
-) -> torch.Tensor:
-    """Softmax attention (B, H, n_query, L) of the last `n_query` rows, recomputed with the layer's
-    own projections, q/k norms (Qwen3) and rotary function from the layer's inputs.
+def attention_row_chunks(
+    attn: torch.nn.Module, hidden_states: torch.Tensor, position_embeddings: Any, n_query: int,
+    chunk_rows: int | None = None,
+) -> Iterator[torch.Tensor]:
+    """Softmax attention of the last `n_query` rows, recomputed with the layer's own projections, q/k norms
+    (Qwen3) and rotary function from the layer's inputs, `chunk_rows` rows at a time: (B, H, rows, L) chunks in
+    row order (None: as many rows as `SCORE_CHUNK_BYTES` of logits hold). Each row's softmax is over its whole
+    key row, so the chunks are exactly the rows of the whole (B, H, n_query, L) attention.
 
     Fits the decoder attention of every supported family (transformers' Llama/Qwen2 layout:
     `q_proj`, `k_proj`, optional `q_norm` / `k_norm` on the head dimension, the module's own
@@ -62,46 +66,70 @@ def attention_rows(
     d = attn.head_dim
     rope = sys.modules[type(attn).__module__].apply_rotary_pos_emb  # the layer's own rotary function
     cos, sin = position_embeddings
-    q = attn.q_proj(hidden_states[:, -n_query:]).view(batch, n_query, -1, d)
     k = attn.k_proj(hidden_states).view(batch, length, -1, d)
-    if getattr(attn, "q_norm", None) is not None:
-        q, k = attn.q_norm(q), attn.k_norm(k)
-    q, k = q.transpose(1, 2), k.transpose(1, 2)
-    q = rope(q, q, cos[:, -n_query:], sin[:, -n_query:])[0]
-    k = rope(k, k, cos, sin)[0]
-    k = k.repeat_interleave(q.shape[1] // k.shape[1], dim=1)  # grouped-query heads
-    logits = (q.float() @ k.float().transpose(-1, -2)) * attn.scaling
-    query_pos = torch.arange(length - n_query, length, device=logits.device)[:, None]
-    future = torch.arange(length, device=logits.device)[None, :] > query_pos
-    return torch.softmax(logits.masked_fill(future, float("-inf")), dim=-1)
+    if getattr(attn, "k_norm", None) is not None:
+        k = attn.k_norm(k)
+    k = k.transpose(1, 2)
+    k = rope(k, k, cos, sin)[0].float()  # (B, H_kv, L, d)
+    kv_heads, heads = k.shape[1], query_heads(attn, hidden_states)
+    rows = query_chunk_rows(heads, length) if chunk_rows is None else chunk_rows
+    keys = torch.arange(length, device=k.device)
+    for start in range(length - n_query, length, rows):
+        stop = min(length, start + rows)
+        q = attn.q_proj(hidden_states[:, start:stop]).view(batch, stop - start, heads, d)
+        if getattr(attn, "q_norm", None) is not None:
+            q = attn.q_norm(q)
+        q = q.transpose(1, 2)
+        q = rope(q, q, cos[:, start:stop], sin[:, start:stop])[0].float()
+        # grouped-query heads without copying the keys: query head h reads key head h // (heads // kv_heads)
+        grouped = q.reshape(batch, kv_heads, (heads // kv_heads) * (stop - start), d)
+        logits = (grouped @ k.transpose(-1, -2)).view(batch, heads, stop - start, length) * attn.scaling
+        future = keys[None, :] > torch.arange(start, stop, device=k.device)[:, None]
+        yield torch.softmax(logits.masked_fill(future, float("-inf")), dim=-1)
+
+
+def query_heads(attn: torch.nn.Module, hidden_states: torch.Tensor) -> int:
+    """Query heads the attention module computes (under tensor parallelism, this rank's share): from the width
+    of one projected row, which holds for a plain Linear and a sharded one alike."""
+    return attn.q_proj(hidden_states[:, -1:]).shape[-1] // attn.head_dim
+
+
+def partial_scores(chunks: Iterator[torch.Tensor], columns: slice | torch.Tensor, how: str) -> tuple[torch.Tensor, int]:
+    """Reduce (B, H, rows, L) attention chunks over heads and rows at the key columns `columns` (batch 1):
+    the (N,) maximum for `max`, the (N,) sum for `mean` (divide by the rows counted), and the rows counted
+    (heads x query rows). Exact in chunks: a max of maxima, a sum of sums."""
+    total: torch.Tensor | None = None
+    counted = 0
+    for probs in chunks:
+        if isinstance(columns, torch.Tensor):
+            columns = columns.to(probs.device)
+        part = probs[0, :, :, columns]
+        flat = part.reshape(-1, part.shape[-1])
+        reduced = flat.amax(0) if how == "max" else flat.sum(0)
+        total = reduced if total is None else torch.maximum(total, reduced) if how == "max" else total + reduced
+        counted += flat.shape[0]
+    if total is None:
+        raise ValueError("no query rows to score (n_query must be >= 1)")
+    return total, counted
 
 
 def reduce_scores_across_ranks(
-    probs: torch.Tensor, columns: slice | torch.Tensor, how: str, tp: TensorParallel, total_heads: int
+    partial: torch.Tensor, how: str, tp: TensorParallel, local_heads: int, total_heads: int, n_query: int
 ) -> torch.Tensor:
-    """Scores (N,) of the key columns `columns` over *all* heads, from this rank's (B, H_local, n_query, L)
-    attention rows: the max over heads and queries is the max of the per-rank maxima (exact); the mean
-    is the sum of the per-rank sums over total_heads * n_query. The result is identical on every rank.
+    """Scores (N,) over *all* heads from this rank's `partial_scores` over its `local_heads` heads: the max
+    over heads and queries is the max of the per-rank maxima (exact); the mean is the sum of the per-rank sums
+    over total_heads * n_query. The result is identical on every rank.
     """
     import torch.distributed as dist
 
-    local_heads = probs.shape[1]
     if local_heads * tp.world_size != total_heads:
         raise UnsupportedModelError(
             f"the scoring layer holds {local_heads} of {total_heads} attention heads on each of {tp.world_size} "
             "ranks; tensor parallelism must split the heads evenly"
         )
-    if isinstance(columns, torch.Tensor):
-        columns = columns.to(probs.device)
-    part = probs[0, :, :, columns]
-    flat = part.reshape(-1, part.shape[-1])
-    if how == "max":
-        scores = flat.amax(0).contiguous()
-        dist.all_reduce(scores, op=dist.ReduceOp.MAX, group=tp.group)
-        return scores
-    scores = flat.sum(0).contiguous()
-    dist.all_reduce(scores, op=dist.ReduceOp.SUM, group=tp.group)
-    return scores / (total_heads * part.shape[1])
+    scores = partial.contiguous()
+    dist.all_reduce(scores, op=dist.ReduceOp.MAX if how == "max" else dist.ReduceOp.SUM, group=tp.group)
+    return scores if how == "max" else scores / (total_heads * n_query)
 
 
 def check_sharded_heads(model: Any, local_heads: int, total_heads: int) -> TensorParallel | None:
@@ -128,12 +156,15 @@ class ScoresCaptured(Exception):  # noqa: N818 (a signal, not an error)
 @contextmanager
 def capture_scores(
     adapter: ModelAdapter, layer: int, n_query: int, columns: slice | torch.Tensor, reduce: str, seq_len: int,
-    stop: bool = False,
+    stop: bool = False, chunk_rows: int | None = None,
 ) -> Iterator[ScoreCapture]:
     """Record scores at decoder layer `layer` for forward calls whose sequence length is `seq_len`
     (the prefill; decoding steps of a later generate are ignored). The hook is removed on exit. On a
     tensor-parallel model (`distributed.attach`) the scores cover every rank's heads. `stop`: end the forward
-    right after (raises `ScoresCaptured` out of the model call; the layers after `layer` do not run)."""
+    right after (raises `ScoresCaptured` out of the model call; the layers after `layer` do not run).
+
+    The attention rows are computed and reduced `chunk_rows` query rows at a time (None: as many as
+    `SCORE_CHUNK_BYTES` of logits hold), so a long question costs time, not memory."""
     capture = ScoreCapture()
     attn = adapter.attention_module(layer)
 
@@ -143,13 +174,16 @@ def capture_scores(
             return None
         start = time.perf_counter()
         with torch.no_grad():
-            probs = attention_rows(module, hidden, kwargs["position_embeddings"], n_query)
+            local_heads = query_heads(module, hidden)
             total_heads = module.config.num_attention_heads
-            tp = check_sharded_heads(adapter.model, probs.shape[1], total_heads)
+            tp = check_sharded_heads(adapter.model, local_heads, total_heads)
+            chunks = attention_row_chunks(module, hidden, kwargs["position_embeddings"], n_query, chunk_rows)
+            partial, counted = partial_scores(chunks, columns, reduce)
             if tp is None:
-                capture.scores = reduce_scores(probs, columns, reduce).cpu()
+                capture.scores = (partial if reduce == "max" else partial / counted).cpu()
             else:  # this rank holds some heads only: combine with the other ranks' (identical result on each)
-                capture.scores = reduce_scores_across_ranks(probs, columns, reduce, tp, total_heads).cpu()
+                capture.scores = reduce_scores_across_ranks(partial, reduce, tp, local_heads, total_heads,
+                                                            n_query).cpu()
         capture.seconds += time.perf_counter() - start
         if stop:
             raise ScoresCaptured

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -66,4 +67,11 @@ class Trace:
         return out
 
     def save(self, path: str | Path) -> None:
-        Path(path).write_text(json.dumps(self.to_dict(), indent=1))
+        """Write the trace as JSON to `path`: complete or not at all (a temporary file renamed over it)."""
+        path = Path(path)
+        partial = path.with_name(f".{path.name}.partial")
+        try:
+            partial.write_text(json.dumps(self.to_dict(), indent=1))
+            os.replace(partial, path)
+        finally:
+            partial.unlink(missing_ok=True)

@@ -412,7 +412,7 @@ def test_ablate_command_takes_all_selectors_and_vary(monkeypatch, tmp_path):
     with pytest.raises(Stop):
         command._ablate(command.build_parser().parse_args(
             ["--selectors", "all", "--vary", "early_layer=1,3", "--questions", "1", "--lengths", "16",
-             "--videos", str(tmp_path)]))
+             "--videos", str(tmp_path), "--out", str(tmp_path / "out")]))
     assert seen["grid"].selectors == tuple(SELECTORS.names())
     assert seen["grid"].vary == (("early_layer", (1, 3)),)
 
@@ -436,3 +436,101 @@ def test_paired_comparisons_count_the_discordant_questions():
     assert pair["difference_95"][0] <= 0.5 <= pair["difference_95"][1]
     (line,) = [x for x in paired_markdown([pair]) if x.startswith("| 256")]
     assert "| uniform | 10 | 0.900 | 0.400 | 6 | 1 | +0.500 [" in line and line.endswith("| no |")
+
+
+def test_a_readable_entry_of_another_layout_is_rebuilt(trained, items, tmp_path):
+    """An entry that loads but lacks a field (written by another version) used to abort the sweep with KeyError."""
+    grid = Grid(("adapttoken",), budgets=("1/16",))
+    cache = tmp_path / "cache"
+    good = _sweep(trained, items[:1], tmp_path / "a", grid, cache=cache).run()
+    (entry,) = cache.iterdir()
+    payload = torch.load(entry, weights_only=True)
+    del payload["groups"][0]["entropy"]
+    torch.save(payload, entry)
+    rebuilt = _sweep(trained, items[:1], tmp_path / "b", grid, cache=cache).run()
+    assert (rebuilt.cache_hits, rebuilt.cache_misses, rebuilt.group_passes) == (0, 1, 4)
+    assert _without_timing(rebuilt.rows) == _without_timing(good.rows)
+
+
+def test_results_log_drops_lines_that_are_not_runs(tmp_path):
+    """A `null` line (or any line that is not a run) used to stop every resume with a TypeError."""
+    log = ResultsLog(tmp_path / "results.jsonl")
+    log.append({"run_id": "a", "x": 1})
+    with open(log.path, "a") as f:
+        f.write('null\n["b"]\n{"x": 2}\n{"run_id": 3}\n')
+    log.append({"run_id": "c", "x": 3})
+    assert list(log.load()) == ["a", "c"]
+    assert [json.loads(line)["run_id"] for line in log.path.read_text().splitlines()] == ["a", "c"]  # repaired
+
+
+def test_a_second_sweep_on_the_same_folder_refuses_while_the_first_runs(trained, items, tmp_path):
+    """Two sweeps on one --out used to compute most runs twice and write duplicate lines."""
+    from adapttoken_plugin.errors import OutputInUseError
+
+    grid = Grid(("uniform",), budgets=("1/16", "1/8"))
+    refused = []
+
+    def start_another(row):
+        if not refused:
+            with pytest.raises(OutputInUseError, match="another sweep .*pid .*another --out") as error:
+                _sweep(trained, items, tmp_path, grid).run()
+            refused.append(error.value)
+
+    first = _sweep(trained, items, tmp_path, grid, on_run=start_another).run()
+    assert refused and first.ran == len(first.rows) == 2 * len(items)
+    lines = (tmp_path / "results.jsonl").read_text().splitlines()
+    assert len(lines) == len(first.rows)  # no line twice
+    again = _sweep(trained, items, tmp_path, grid).run()  # the lock went with the first sweep
+    assert (again.ran, again.skipped) == (0, len(first.rows))
+
+
+def test_command_line_honours_set_over_the_needle_items_own_settings(tmp_path):
+    """`--set max_frames=32 fps=1` on the needle set ran at the items' own fps 4 and every frame, without a word."""
+    from adapttoken_plugin.cli import main
+
+    common = ["ablate", "--questions", "1", "--lengths", "64", "--selectors", "uniform", "--budgets", "8",
+              "--videos", str(tmp_path / "videos"), "--quiet"]
+    assert main([*common, "--out", str(tmp_path / "own")]) == 0
+    assert main([*common, "--out", str(tmp_path / "set"), "--set", "max_frames=8", "fps=1"]) == 0
+    own, given = (json.loads((tmp_path / name / "results.jsonl").read_text().splitlines()[0])
+                  for name in ("own", "set"))
+    assert own["total_tokens"] == 64 // 2 * 4  # every frame at 4 fps: 32 frame pairs of 4 tokens
+    assert given["total_tokens"] == 8 // 2 * 4  # 16 s at 1 fps, capped at 8 frames
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--budgets", "1/0"], "budget '1/0'"), (["--threads", "0"], "--threads: expected an integer >= 1"),
+    (["--questions", "0"], "--questions: expected an integer >= 1"), (["--lengths", "0"], "--lengths"),
+    (["--tau", "0"], "tau=0.0 is out of range"), (["--dtype", "float17"], "invalid choice"),
+    (["--device", "toaster"], "not a torch device"), (["--max-new-tokens", "0"], "--max-new-tokens"),
+    (["--budgets", str(2**64)], "budget"),
+])
+def test_command_line_checks_everything_before_the_work(tmp_path, monkeypatch, capsys, args, message):
+    from adapttoken_plugin.ablation import command
+    from adapttoken_plugin.cli import main
+
+    monkeypatch.setattr(command, "load_model", lambda *a: pytest.fail("the model must not load"))
+    monkeypatch.setattr(command, "needle_items", lambda *a, **k: pytest.fail("no video must be written"))
+    try:
+        code = main(["ablate", *args, "--out", str(tmp_path / "out")])
+    except SystemExit as exit_:  # argparse's own refusals
+        code = exit_.code
+    assert code == 2 and message in capsys.readouterr().err
+
+
+def test_command_line_refuses_an_out_that_is_a_file_and_a_missing_plot_package(tmp_path, monkeypatch, capsys):
+    """Both used to surface after the work: `--out FILE` as a raw FileExistsError, a missing matplotlib after the
+    whole sweep had run, at the plot step."""
+    import sys
+
+    from adapttoken_plugin.ablation import command
+    from adapttoken_plugin.cli import main
+
+    monkeypatch.setattr(command, "load_model", lambda *a: pytest.fail("the model must not load"))
+    monkeypatch.setattr(command, "needle_items", lambda *a, **k: pytest.fail("no video must be written"))
+    (tmp_path / "file").write_text("")
+    assert main(["ablate", "--out", str(tmp_path / "file")]) == 2
+    assert "--out" in capsys.readouterr().err
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    assert main(["ablate", "--out", str(tmp_path / "out")]) == 2
+    assert "pip install 'adapttoken[bench]'" in capsys.readouterr().err and not (tmp_path / "out").exists()

@@ -91,3 +91,18 @@ def test_upper_bounds_shrink_as_groups_arrive():
     eight = allocation_upper_bounds(64, [0.0] * 8, caps)
     assert alone == [65] and eight == [9] * 8  # 64 / 8 = 8, plus one for rounding
     assert allocation_upper_bounds(64, [0.0, 0.0], [10, 20]) == [10, 20]  # all saturated: the capacities
+
+
+@given(st.lists(entropies, min_size=1, max_size=10), st.integers(1, 2000),
+       st.floats(min_value=5e-324, max_value=1e-300))
+@settings(max_examples=200, deadline=None)
+def test_a_tiny_tau_keeps_the_total_and_the_order(hs, budget, tau):
+    """A valid tau as small as a float gets (5e-324): -H / tau would be -inf for every group (NaN weights)."""
+    alloc = allocate_budget(budget, hs, [10**6] * len(hs), tau)
+    assert sum(alloc) == budget
+    assert all(alloc[i] >= alloc[j] for i in range(len(hs)) for j in range(len(hs)) if hs[i] < hs[j])
+
+
+def test_a_tiny_tau_gives_everything_to_the_most_confident_group():
+    assert allocate_budget(100, [0.5, 1.0, 2.0], [1000] * 3, tau=5e-324) == [100, 0, 0]
+    assert allocate_budget(100, [0.5, 1.0, 2.0], [60, 1000, 1000], tau=5e-324) == [60, 40, 0]

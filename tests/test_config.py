@@ -28,11 +28,24 @@ def test_unknown_key_is_named():
 @pytest.mark.parametrize("key,value", [
     ("budget", 0), ("budget", -5), ("budget", "1.5"), ("tau", 0), ("theta", -1), ("overselect", 0.9),
     ("selector", "nope"), ("position_rule", "gapped"), ("entropy_top_fraction", 0), ("fps", "fast"),
-    ("dedup", "maybe"), ("budget", None),
+    ("dedup", "maybe"), ("budget", None), ("overselect", 1e308), ("dedup_window", 10**30), ("budget", 2**63),
+    ("tau", float("nan")), ("score_reduce", "median"), ("frame_cache", "ram"),
 ])
 def test_bad_values_name_the_key(key, value):
     with pytest.raises(ConfigError, match=key):
         AdaptTokenConfig.from_dict({key: value})
+
+
+def test_a_config_cannot_be_changed_after_validation():
+    """Assigning a setting would skip the checks (budget -5, tau 0 reached the selectors): it raises, and
+    `replace` is the way to change one."""
+    cfg = AdaptTokenConfig(budget=10)
+    for key, value in (("budget", -5), ("tau", 0), ("budget", 20)):
+        with pytest.raises(ConfigError, match=rf"replace\({key}="):
+            setattr(cfg, key, value)
+    with pytest.raises(ConfigError):
+        del cfg.tau
+    assert cfg == AdaptTokenConfig(budget=10) and cfg.replace(budget=20).budget == 20
 
 
 def test_replace_validates():

@@ -114,6 +114,23 @@ def test_cli_flags_carry_the_schema_help():
         assert " ".join(f.metadata["help"].split()[:4]) in " ".join(text.split()), f.name
 
 
+def test_cli_flags_of_settings_with_fixed_values_list_them():
+    """The choices come from config.py's constants (one list: validation, CLI, docs table)."""
+    from adapttoken_plugin import config
+
+    fixed = {f.name: f.metadata["choices"] for f in setting_fields() if f.metadata["choices"] is not None}
+    assert fixed == {"score_reduce": config.SCORE_REDUCTIONS, "entropy_mode": config.ENTROPY_MODES,
+                     "position_rule": config.POSITION_RULES, "positions_1d": config.POSITIONS_1D,
+                     "feature_store": config.FEATURE_STORES, "frame_cache": config.FRAME_CACHES}
+    answer = next(a for a in build_parser()._subparsers._group_actions[0].choices.values() if a.prog.endswith("answer"))
+    text = answer.format_help()
+    for name, choices in fixed.items():
+        assert f"--{name.replace('_', '-')} {{{','.join(choices)}}}" in text, name
+        with pytest.raises(at.ConfigError, match=name):
+            at.AdaptTokenConfig(**{name: "nope"})
+    assert all(f"`{c}`" in config.settings_table() for c in config.FRAME_CACHES)
+
+
 def test_llava_vid_refuses_the_pipeline_only_settings():
     from adapttoken_plugin.integrations.lmms_eval.llava_vid import split_model_args
 

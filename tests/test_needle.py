@@ -77,3 +77,59 @@ def test_adapttoken_beats_uniform_on_a_fixed_subset(trained, tmp_path):
             answer = Pipeline(model, processor, cfg).answer(video, q.question, q.options)
             correct[name] += answer.letter == q.answer_letter
     assert correct["adapttoken"] >= 10 and correct["adapttoken"] >= correct["uniform"] + 4, correct
+
+
+def _frames_in(path) -> int:
+    from adapttoken_plugin.video import FrameReader
+
+    with FrameReader(path, backend="pyav") as reader:
+        return reader.info.num_frames
+
+
+def test_a_video_left_short_or_unindexed_is_written_again(tmp_path):
+    """Videos written before writes were atomic: a Ctrl-C left a valid but short mp4, a SIGKILL one without its
+    index; both were reused as complete (answers from a fraction of the frames, labelled with the full length)."""
+    from adapttoken_plugin.video import write_video
+
+    q = make_question(5, 48)
+    short = tmp_path / "short.mp4"
+    write_video(short, (f for i, f in zip(range(10), iter_frames(q))), fps=VIDEO_FPS)
+    unindexed = tmp_path / "unindexed.mp4"
+    write_video(unindexed, iter_frames(q), fps=VIDEO_FPS)
+    unindexed.write_bytes(unindexed.read_bytes()[: unindexed.stat().st_size // 2])
+    for path in (short, unindexed):
+        written: list[tuple[int, int]] = []
+        assert write_video_file(q, path, on_frame=lambda done, total, seen=written: seen.append((done, total))) == path
+        assert _frames_in(path) == 48 and written[-1] == (48, 48)
+
+
+def test_a_complete_video_is_reused_and_another_questions_is_not(tmp_path):
+    q, other = make_question(5, 48), make_question(6, 48)
+    path = write_video_file(q, tmp_path / "q.mp4")
+    written = []
+    write_video_file(q, path, on_frame=lambda done, total: written.append(done))
+    assert written == []  # reused: the record beside it matches the question and the file
+    write_video_file(other, path, on_frame=lambda done, total: written.append(done))
+    assert written[-1] == 48 and json_of(path)["video"]["question"]["seed"] == 6
+    with open(path, "r+b") as f:  # the file changed after it was recorded
+        f.seek(100)
+        f.write(b"\0" * 16)
+    write_video_file(other, path, on_frame=lambda done, total: written.append(done))
+    assert len(written) == 96
+
+
+def json_of(path):
+    import json
+
+    return json.loads(path.with_name(path.name + ".json").read_text())
+
+
+def test_the_demo_video_left_short_by_an_interruption_is_written_again(tmp_path):
+    """`adapttoken demo --out D` after a Ctrl-C answered from the 98 frames written and still printed the
+    needle's position in the 1,024-frame video."""
+    from adapttoken_plugin.demo import DEMO_FRAMES, demo_question, write_demo_video
+    from adapttoken_plugin.video import write_video
+
+    path = tmp_path / "needle.mp4"
+    write_video(path, (f for i, f in zip(range(98), iter_frames(demo_question()))), fps=VIDEO_FPS)
+    assert write_demo_video(path) == path and _frames_in(path) == DEMO_FRAMES == 1024

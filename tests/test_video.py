@@ -417,3 +417,43 @@ def test_sampling_properties(num_frames, native_fps, fps, max_frames, multiple_o
         assert indices[-1] == num_frames - 1
         gaps = np.diff(indices)
         assert gaps.max() - gaps.min() <= 1
+
+
+def test_an_interrupted_write_leaves_nothing_at_the_path(tmp_path):
+    """A Ctrl-C mid-write used to leave a valid but short video at the final path, reused later as complete."""
+    path = tmp_path / "clip.mp4"
+
+    def interrupted():
+        for i in range(40):
+            if i == 20:
+                raise KeyboardInterrupt
+            yield index_frame(i)
+
+    with pytest.raises(KeyboardInterrupt):
+        write_video(path, interrupted(), fps=FPS)
+    assert list(tmp_path.iterdir()) == []
+    write_video(path, (index_frame(i) for i in range(12)), fps=FPS)
+    with pytest.raises(KeyboardInterrupt):  # over an existing video: the old one stays whole
+        write_video(path, interrupted(), fps=FPS)
+    assert [p.name for p in tmp_path.iterdir()] == ["clip.mp4"]
+    with FrameReader(path, backend="pyav") as reader:
+        assert reader.info.num_frames == 12
+
+
+def test_a_killed_write_leaves_nothing_at_the_path(tmp_path):
+    """SIGKILL mid-write used to leave a video without its index at the path, which every later run failed on."""
+    import subprocess
+    import sys
+
+    path = tmp_path / "clip.mp4"
+    code = ("import os, signal, numpy as np\n"
+            "from adapttoken_plugin.video import write_video\n"
+            "def frames():\n"
+            "    for i in range(64):\n"
+            "        if i == 40:\n"
+            "            os.kill(os.getpid(), signal.SIGKILL)\n"
+            "        yield np.full((32, 32, 3), i, np.uint8)\n"
+            f"write_video({str(path)!r}, frames(), fps=8.0)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=120)
+    assert done.returncode == -9, done.stderr
+    assert not path.exists()

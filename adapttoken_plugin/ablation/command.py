@@ -11,9 +11,11 @@ Run it again with the same --out to resume; point --cache at one folder to share
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from pathlib import Path
 
+from ..checks import DTYPES, check_device, check_output_folder, positive_int, require
 from ..config import AdaptTokenConfig
 from ..errors import AdaptTokenError, ConfigError
 from ..loading import load_model  # the checkpoint at --model; None: the bundled trained toy model
@@ -28,8 +30,8 @@ def build_parser() -> argparse.ArgumentParser:
     data = parser.add_argument_group("dataset")
     data.add_argument("--dataset", default="needle", help="'needle' (generated) or a JSON/JSONL annotation file "
                       "(records: video, question, options, answer letter; optional id, subset)")
-    data.add_argument("--questions", type=int, default=24, help="needle: number of questions")
-    data.add_argument("--lengths", type=int, nargs="+", default=[256, 1024], help="needle: frames per video")
+    data.add_argument("--questions", type=positive_int, default=24, help="needle: number of questions")
+    data.add_argument("--lengths", type=positive_int, nargs="+", default=[256, 1024], help="needle: frames per video")
     data.add_argument("--seed", type=int, default=0, help="needle: question seed")
     data.add_argument("--videos", default="runs/needle_videos", help="needle: folder of the generated videos")
     grid = parser.add_argument_group("grid (an axis left out takes the config's value)")
@@ -40,20 +42,23 @@ def build_parser() -> argparse.ArgumentParser:
     grid.add_argument("--tau", type=float, nargs="+", default=[])
     grid.add_argument("--theta", type=float, nargs="+", default=[])
     grid.add_argument("--scoring-layer", type=int, nargs="+", default=[])
-    grid.add_argument("--frames-per-group", type=int, nargs="+", default=[])
+    grid.add_argument("--frames-per-group", type=positive_int, nargs="+", default=[])
     grid.add_argument("--vary", nargs="+", default=[], metavar="KEY=V1,V2",
                       help="more axes: any selection or group-pass setting a selector declares (evs_threshold=0.8,0.9; "
                       "early_layer=2,3), expanded only for the selectors that read it")
     run = parser.add_argument_group("run")
     run.add_argument("--model", default=None, help="model directory (default: the bundled trained toy model)")
-    run.add_argument("--device", default="cpu")
-    run.add_argument("--dtype", default="auto", help="auto, float32, bfloat16, float16")
-    run.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="other AdaptTokenConfig settings")
-    run.add_argument("--max-new-tokens", type=int, default=4)
+    run.add_argument("--device", default="cpu", help="torch device: cpu, cuda, cuda:N, mps (default: cpu)")
+    run.add_argument("--dtype", default="auto", choices=DTYPES, help="model dtype (default: auto, the checkpoint's "
+                     "own)")
+    run.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="other AdaptTokenConfig settings; they "
+                     "hold for every item (the needle set's own fps and max_frames included)")
+    run.add_argument("--max-new-tokens", type=positive_int, default=4)
     run.add_argument("--backend", default="auto", choices=("auto", "decord", "pyav"), help="video decoder")
     run.add_argument("--out", default="runs/ablate", help="output folder (results, table, plots; resumable)")
     run.add_argument("--cache", default=None, help="evidence cache folder (default: <out>/evidence)")
-    run.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    run.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads (default: torch's "
+                     "choice)")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
 
@@ -69,14 +74,21 @@ def vary_axes(items: list[str]) -> tuple[tuple[str, tuple[str, ...]], ...]:
     return tuple(axes)
 
 
-def base_config(settings: list[str]) -> AdaptTokenConfig:
+def base_config(settings: list[str]) -> tuple[AdaptTokenConfig, set[str]]:
+    """The config of `--set KEY=VALUE ...` and the names of the settings it gives."""
     values = {}
     for item in settings:
         key, sep, value = item.partition("=")
         if not sep:
             raise ConfigError(f"--set {item!r}: expected KEY=VALUE")
         values[key] = value
-    return AdaptTokenConfig.from_dict(values)
+    return AdaptTokenConfig.from_dict(values), {_setting_name(key) for key in values}  # from_dict knows each key
+
+
+def _setting_name(key: str) -> str:
+    """The setting a `--set` key names (as `AdaptTokenConfig.from_dict` reads it)."""
+    name = key[len("adapttoken_"):] if key.startswith("adapttoken_") else key
+    return name.replace("-", "_")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -94,18 +106,33 @@ def _ablate(args: argparse.Namespace) -> int:
 
     from .runner import Sweep
 
+    # everything that can be wrong is checked before a video is written or a model loads
+    require("matplotlib", "adapttoken ablate (its plots accuracy.png and lite_time.png)", "bench")
+    base, given = base_config(args.set)
+    selectors = tuple(SELECTORS.names()) if args.selectors == ["all"] else tuple(args.selectors)
+    grid = Grid(selectors, tuple(args.budgets), tuple(args.tau), tuple(args.theta),
+                tuple(args.scoring_layer), tuple(args.frames_per_group), vary_axes(args.vary))
+    check_device(args.device)
+    check_output_folder(args.out, "--out")
+    if args.cache is not None:
+        check_output_folder(args.cache, "--cache")
     if args.threads is not None:
         import torch
 
         torch.set_num_threads(args.threads)
-    base = base_config(args.set)
-    selectors = tuple(SELECTORS.names()) if args.selectors == ["all"] else tuple(args.selectors)
-    grid = Grid(selectors, tuple(args.budgets), tuple(args.tau), tuple(args.theta),
-                tuple(args.scoring_layer), tuple(args.frames_per_group), vary_axes(args.vary))
-    items = (needle_items(args.questions, tuple(args.lengths), args.videos, seed=args.seed)
-             if args.dataset == "needle" else annotation_items(args.dataset))
-    model, processor = load_model(args.model, args.device, args.dtype)
     console = Console(stderr=True)
+    if args.dataset == "needle":
+        check_output_folder(args.videos, "--videos")
+        with Progress(console=console, transient=True, disable=args.quiet) as progress:
+            task = progress.add_task("needle videos (frames)", total=None)
+            items = needle_items(args.questions, tuple(args.lengths), args.videos, seed=args.seed,
+                                 on_frames=lambda done, total: progress.update(task, completed=done, total=total))
+    else:
+        items = annotation_items(args.dataset)
+    # an item's own settings (the needle set's fps and max_frames) give way to the ones --set names
+    items = [dataclasses.replace(item, settings={k: v for k, v in item.settings.items() if k not in given})
+             for item in items]
+    model, processor = load_model(args.model, args.device, args.dtype)
     with Progress(console=console, transient=True, disable=args.quiet) as progress:
         sweep = Sweep(model, processor, base, grid, items, args.out, args.cache, args.max_new_tokens, args.backend)
         task = progress.add_task("runs", total=len(items) * len(sweep.specs))

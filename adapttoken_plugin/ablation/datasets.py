@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import string
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,7 +31,8 @@ from ..needle import VIDEO_FPS, question_set, write_video_file
 
 @dataclass(frozen=True)
 class Item:
-    """One question. `settings`: config values this item needs (the needle set: fps, max_frames)."""
+    """One question. `settings`: config values this item needs (the needle set: fps, max_frames); they hold over
+    the sweep's base config (`adapttoken ablate` drops those its `--set` names, which then win)."""
 
     item_id: str
     video: Path
@@ -41,11 +43,20 @@ class Item:
     settings: dict[str, Any] = field(default_factory=dict, hash=False)
 
 
-def needle_items(count: int, lengths: tuple[int, ...], video_dir: str | Path, seed: int = 0) -> list[Item]:
-    """`count` needle questions spread over the video lengths (frames); writes missing videos to video_dir."""
+def needle_items(count: int, lengths: tuple[int, ...], video_dir: str | Path, seed: int = 0,
+                 on_frames: Callable[[int, int], None] | None = None) -> list[Item]:
+    """`count` needle questions spread over the video lengths (frames); writes missing videos to video_dir
+    (`write_video_file`: a video is reused only when complete). `on_frames(done, total)`: progress in frames over
+    every video (a reused one counts whole at once)."""
     items = []
-    for q in question_set(count, tuple(lengths), seed=seed):
-        video = write_video_file(q, Path(video_dir) / f"needle_s{q.seed}_f{q.num_frames}.mp4")
+    questions = question_set(count, tuple(lengths), seed=seed)
+    total, before = sum(q.num_frames for q in questions), 0
+    for q in questions:
+        progress = None if on_frames is None else lambda done, _, start=before: on_frames(start + done, total)
+        video = write_video_file(q, Path(video_dir) / f"needle_s{q.seed}_f{q.num_frames}.mp4", on_frame=progress)
+        before += q.num_frames
+        if on_frames is not None:
+            on_frames(before, total)
         items.append(Item(f"needle-s{q.seed}-f{q.num_frames}", video, q.question, tuple(q.options), q.answer_letter,
                           subset=f"{q.num_frames} frames", settings={"fps": VIDEO_FPS, "max_frames": q.num_frames}))
     return items

@@ -15,7 +15,8 @@ Not in the key: the `selection` settings (selector, budget, tau, theta, ...: sel
 group passes do not), the `storage` settings, and the number of candidates kept per group, which depends on
 the largest budget:
 an entry stores it and serves any run that needs at most that many (else it is a miss and is rebuilt).
-Entries are written atomically (temporary file, then rename), so an interrupted write leaves no entry.
+Entries are written atomically (temporary file, then rename), so an interrupted write leaves no entry; an
+entry that cannot be read, or is read but lacks a field this version stores, is rebuilt.
 """
 
 from __future__ import annotations
@@ -156,14 +157,17 @@ class EvidenceCache:
             payload = torch.load(path, weights_only=True)
         except Exception:  # an unreadable entry is rebuilt, not trusted
             return None
-        if payload.get("key") != key:  # a hash collision or an entry from another key layout
+        if not isinstance(payload, dict) or payload.get("key") != key:  # a hash collision or another key layout
             return None
-        groups = [GroupEvidence(g["group_id"], g["units"], g["token_ids"], scores=g["scores"], entropy=g["entropy"],
-                                candidate_ids=g["candidate_ids"], candidate_features=g["candidate_features"],
-                                seconds=dict(g["seconds"])) for g in payload["groups"]]
-        layout = payload["layout"]
-        layout["frame_indices"] = None if layout["frame_indices"] is None else tuple(layout["frame_indices"])
-        return CachedEvidence(VideoLayout(**layout), groups, payload["candidates"], payload["setup_seconds"])
+        try:
+            groups = [GroupEvidence(g["group_id"], g["units"], g["token_ids"], scores=g["scores"], entropy=g["entropy"],
+                                    candidate_ids=g["candidate_ids"], candidate_features=g["candidate_features"],
+                                    seconds=dict(g["seconds"])) for g in payload["groups"]]
+            layout = dict(payload["layout"])
+            layout["frame_indices"] = None if layout["frame_indices"] is None else tuple(layout["frame_indices"])
+            return CachedEvidence(VideoLayout(**layout), groups, payload["candidates"], payload["setup_seconds"])
+        except (KeyError, TypeError, ValueError, AttributeError):  # readable, but of another layout: rebuilt
+            return None
 
 
 def _layout_dict(layout: VideoLayout) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass
 from fractions import Fraction
 from typing import Any
 
-from ..config import AdaptTokenConfig, settings_in
+from ..config import INT_LIMIT, AdaptTokenConfig, settings_in
 from ..errors import ConfigError
 from ..registry import SELECTORS
 
@@ -51,6 +51,9 @@ class Grid:
             SELECTORS.get(name)  # RegistryError names the known selectors
         for spec in self.budgets:
             budget_fraction(spec)
+        for axis in AXES[1:]:  # each value as the config checks it, before any run
+            for value in getattr(self, axis):
+                AdaptTokenConfig(**{axis: value})
         allowed = set(settings_in("selection", "group pass")) - {*AXES, "selector"}
         coerced = []
         for name, values in self.vary:
@@ -105,9 +108,9 @@ def budget_fraction(spec: str) -> Fraction | int:
             value = Fraction(text)
             if 0 < value <= 1:
                 return value
-        elif int(text) > 0:
+        elif 0 < int(text) <= INT_LIMIT:
             return int(text)
-    except ValueError:
+    except (ValueError, ZeroDivisionError):  # "half", "1/0"
         pass
     raise ConfigError(f"budget {spec!r} is not a token count > 0 (\"512\") or a fraction in (0, 1] (\"1/16\")")
 

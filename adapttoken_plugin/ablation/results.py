@@ -36,7 +36,8 @@ class ResultsLog:
         self.path = path
 
     def load(self) -> dict[str, dict[str, Any]]:
-        """Finished runs by run id. A last line cut by an interruption is dropped (and the file repaired)."""
+        """Finished runs by run id. A line that is not a finished run (cut by an interruption, `null`, edited by
+        hand) is dropped, its run done again, and the file repaired."""
         if not self.path.exists():
             return {}
         rows, lines = {}, []
@@ -44,6 +45,8 @@ class ResultsLog:
             try:
                 row = json.loads(line)
             except json.JSONDecodeError:
+                continue
+            if not isinstance(row, dict) or not isinstance(row.get("run_id"), str):
                 continue
             rows[row["run_id"]] = row
             lines.append(line)

@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import time
 import warnings
-from collections.abc import Callable
-from contextlib import ExitStack
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ from typing import Any
 import torch
 
 from ..config import EVIDENCE_PHASES, AdaptTokenConfig, settings_in
+from ..errors import OutputInUseError
 from ..layout import VideoLayout
 from ..pipeline import Pipeline, VideoPlan, VideoSession, format_question
 from ..registry import SELECTORS
@@ -92,6 +94,38 @@ def _pass_kind(selector_class: type) -> str:
     return "early layer" if selector_class.early_layer_pass else "group"
 
 
+#: the lock a running sweep holds in its output folder (the file records its process id)
+LOCK_FILE = ".sweep.lock"
+
+
+@contextmanager
+def _exclusive(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on `path` (created if missing) for the block; OutputInUseError if another process
+    holds it. The operating system releases it when the holder ends, however it ends (no stale lock to remove)."""
+    try:
+        import fcntl
+    except ImportError:  # no advisory locks (Windows): sweeps on one folder are the user's to keep apart
+        yield
+        return
+    with open(path, "a+") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            holder = f.read().strip() or "another process"
+            raise OutputInUseError(f"another sweep ({holder}) is writing to {str(path.parent)!r}: wait for it "
+                                   "to finish (then run this one again to resume), or give this one another "
+                                   "--out") from None
+        try:
+            f.seek(0)
+            f.truncate()
+            f.write(f"pid {os.getpid()}")
+            f.flush()
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
 def _pipeline(model: Any, processor: Any, config: AdaptTokenConfig, backend: str) -> Pipeline:
     """A Pipeline for the sweep's prompts and videos: its base config names no run's selector, so a setting
     that selector ignores is no reason to warn (each run's Stage gets only the axes its selector reads)."""
@@ -116,8 +150,14 @@ class Sweep:
         self.specs = expand_grid(grid, base, probe.stage.scoring_layer)
 
     def run(self) -> SweepReport:
-        start = time.perf_counter()
+        """Every pending run, appended to `<out>/results.jsonl` as it finishes, then the outputs. Raises
+        OutputInUseError when another sweep is running on the same folder (it would compute the same runs)."""
         self.out.mkdir(parents=True, exist_ok=True)
+        with _exclusive(self.out / LOCK_FILE):
+            return self._run()
+
+    def _run(self) -> SweepReport:
+        start = time.perf_counter()
         log = ResultsLog(self.out / "results.jsonl")
         done = log.load()
         order, ran, skipped = [], 0, 0

@@ -65,6 +65,12 @@ class Qwen2_5_VLAdapter(ModelAdapter):
         if grid.shape[0] != 1:
             raise UnsupportedInputError(f"one video per prompt is supported; got {grid.shape[0]}")
         t, h, w = (int(x) for x in grid[0])
+        # the model itself fails on such a grid; the selection would read it as fewer tokens and answer anyway
+        if h % self.merge or w % self.merge or pixels.shape[0] != t * h * w:
+            raise UnsupportedInputError(
+                f"video_grid_thw {[t, h, w]} with {pixels.shape[0]} pixel rows: expected a height and width divisible "
+                f"by the spatial merge size {self.merge} and t * h * w rows, as the processor writes them"
+            )
         return ids, runs, pixels, grid, second_per_grid, (t, h, w)
 
     def split_inputs(self, inputs: dict[str, Any]) -> tuple[PromptParts, VideoLayout, torch.Tensor]:

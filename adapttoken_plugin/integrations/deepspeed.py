@@ -42,6 +42,9 @@ def shard_language_model(model: Any, timeout: timedelta = DEFAULT_TIMEOUT) -> Te
             or `adapttoken lmms-eval --tp N`, or torchrun / deepspeed and `launch.init_rank`).
         UnsupportedModelError: the decoder-layer class has no policy, or the heads do not divide by the ranks.
     """
+    from ..checks import require
+
+    require("deepspeed", "tensor parallelism (shard_language_model, --tp N)", "deepspeed")
     import deepspeed
     import torch.distributed as dist
     from deepspeed.accelerator import get_accelerator

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from ..errors import ConfigError, VideoReadError
-from ._common import decord_available
+from ._common import decord_available, pyav_available
 from .decord_backend import DecordBackend
 from .pyav_backend import PyAVBackend
 from .sampling import VideoInfo
@@ -52,11 +52,15 @@ class FrameReader:
         if not os.path.isfile(self.path):
             raise VideoReadError(f"cannot read video {self.path!r}: not a regular file")
         self._impl: DecordBackend | PyAVBackend | None = None
+        if backend != "decord" and not pyav_available() and (backend == "pyav" or not decord_available()):
+            raise ConfigError(f"backend={backend!r} needs PyAV, which does not import: pip install 'adapttoken[video]'"
+                              " (PyAV and, where it has a wheel, decord)")
         if backend == "pyav":
             self._impl = PyAVBackend(self.path, size)
         elif backend == "decord":
             if not decord_available():
-                raise ConfigError("backend='decord' was asked but decord does not import; use 'pyav' or 'auto'")
+                raise ConfigError("backend='decord' was asked but decord does not import: pip install decord (x86-64 "
+                                  "Linux and Windows wheels), or use backend 'pyav' or 'auto'")
             self._impl = DecordBackend(self.path, size)
         elif decord_available():
             try:

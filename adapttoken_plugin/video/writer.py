@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Iterable
 from fractions import Fraction
 from typing import Any
 
 import numpy as np
+
+from ..errors import ConfigError
 
 
 def write_video(
@@ -17,14 +20,39 @@ def write_video(
 
     Frames are encoded one at a time, so a generator never has to fit in memory. Encoding is near
     lossless (x264 crf 10) so a frame's colours survive, with a keyframe every second so readers can seek.
-    Raises ValueError for a frame of another shape or dtype, or no frames at all.
+    The file appears at `path` complete or not at all: it is written under a temporary name in the same
+    folder and renamed over `path` once finished (an interrupted write, even a killed process, never leaves a
+    short or unindexed video there). Raises ValueError for a frame of another shape or dtype, or no frames.
     """
-    import av
+    try:
+        import av
+    except ImportError:
+        raise ConfigError("writing a video needs PyAV, which does not import: "
+                          "pip install 'adapttoken[video]'") from None
 
     if not fps > 0:
         raise ValueError(f"fps={fps!r} must be > 0")
     rate = Fraction(fps).limit_denominator(1001)  # 29.97 -> 2997/100, 8.0 -> 8
-    container = av.open(os.fspath(path), mode="w")
+    final = os.fspath(path)
+    head, name = os.path.split(final)
+    stem, suffix = os.path.splitext(name)
+    # same folder (the rename stays on one file system), same suffix (PyAV picks the container by it)
+    partial = os.path.join(head, f".{stem}.{uuid.uuid4().hex[:12]}.partial{suffix}")
+    try:
+        _encode(av, partial, final, frames, fps, rate, codec)
+        with open(partial, "rb") as f:  # on disk before the rename makes it visible as complete
+            os.fsync(f.fileno())
+        os.replace(partial, final)
+    except BaseException:
+        if os.path.exists(partial):
+            os.remove(partial)
+        raise
+
+
+def _encode(av: Any, path: str, final: str, frames: Iterable[np.ndarray] | np.ndarray, fps: float, rate: Fraction,
+            codec: str) -> None:
+    """Encode `frames` into a new file at `path`, the temporary name of `final` (see `write_video`)."""
+    container = av.open(path, mode="w")
     try:
         stream: Any = None
         shape = None
@@ -48,7 +76,7 @@ def write_video(
             for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")):
                 container.mux(packet)
         if stream is None:
-            raise ValueError(f"no frames to write to {os.fspath(path)!r}")
+            raise ValueError(f"no frames to write to {final!r}")
         for packet in stream.encode():  # flush the encoder's delayed (B-)frames
             container.mux(packet)
     finally:

@@ -271,8 +271,11 @@ def test_small_budget_generate_equals_an_independent_greedy_loop(setup, use_cach
     assert out[0, n:].tolist() == generated
 
 
+@pytest.mark.parametrize("chunk_rows", [None, 1, 7])
 @pytest.mark.parametrize("reduce", ["max", "mean"])
-def test_recomputed_scores_equal_eager_attention(setup, reduce):
+def test_recomputed_scores_equal_eager_attention(setup, reduce, chunk_rows):
+    """The scoring hook's rows against eager attention, with the query rows reduced in chunks of one, seven
+    or all of them at once (None: the default chunk holds every row of these short questions)."""
     model, adapter = setup.model, setup.adapter
     prompt, layout, pixels = adapter.split_inputs(setup.inputs())
     units = torch.tensor([1, 3])
@@ -292,7 +295,8 @@ def test_recomputed_scores_equal_eager_attention(setup, reduce):
         attentions = eager(**group_inputs, output_attentions=True).attentions
     layers = sorted({0, resolve_scoring_layer(adapter, setup.config())})
     for layer in layers:
-        with torch.no_grad(), capture_scores(adapter, layer, n_query, columns, reduce, len(ids)) as capture:
+        with torch.no_grad(), capture_scores(adapter, layer, n_query, columns, reduce, len(ids),
+                                             chunk_rows) as capture:
             model(**group_inputs)
         rows = attentions[layer][0, :, -n_query:, columns]
         expected = rows.amax(dim=(0, 1)) if reduce == "max" else rows.mean(dim=(0, 1))

@@ -48,6 +48,75 @@ def test_answer_on_two_ranks_equals_one_process(tmp_path, capsys):
 
 
 
+def _ranks_of(parent, psutil, count: int = 2, timeout: float = 120.0) -> list:
+    """Every process below `parent` once `count` ranks (processes running the CLI module under torchrun) are up."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        below = parent.children(recursive=True)
+        ranks = [p for p in below if _is_rank(p, psutil)]
+        if len(ranks) >= count:
+            return below
+        time.sleep(0.2)
+    raise AssertionError(f"{count} ranks did not start within {timeout} s")
+
+
+def _is_rank(process, psutil) -> bool:
+    try:
+        cmd = process.cmdline()
+    except psutil.Error:
+        return False
+    return "adapttoken_plugin.cli" in cmd and "torch.distributed.run" not in cmd
+
+
+def _gone(processes, psutil, timeout: float = 30.0) -> list:
+    """The processes still alive (zombies count as gone) after waiting up to `timeout` seconds."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    alive = list(processes)
+    while alive and time.monotonic() < deadline:
+        alive = [p for p in alive if _alive(p, psutil)]
+        time.sleep(0.2)
+    return alive
+
+
+def _alive(process, psutil) -> bool:
+    try:
+        return process.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+@pytest.mark.parametrize("how", ["SIGTERM", "SIGINT", "SIGKILL"])
+def test_no_rank_survives_the_command_that_started_it(tmp_path, how):
+    """`adapttoken answer --tp 2` stopped (a signal it can forward) or killed (one it cannot): torchrun and both
+    ranks end with it, instead of running on for minutes. The question is long enough (30,000 tokens per group
+    pass) that the ranks would still be working when the check ends."""
+    import signal
+
+    psutil = pytest.importorskip("psutil")
+    question = make_question(seed=3, num_frames=512)
+    video = write_video_file(question, tmp_path / "needle.mp4")
+    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_SIZE")}
+    env["OMP_NUM_THREADS"] = "1"
+    command = subprocess.Popen(
+        [sys.executable, "-m", "adapttoken_plugin.cli", "answer", "--model", str(NEEDLE_MODEL_DIR), "--video",
+         str(video), "--question", "x" * 30_000, "--fps", "4", "--max-frames", "512", "--quiet", "--tp", "2"],
+        env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        below = _ranks_of(psutil.Process(command.pid), psutil)
+        command.send_signal(getattr(signal, how))
+        code = command.wait(timeout=90)
+        assert _gone(below, psutil) == []
+        if how != "SIGKILL":
+            assert code == 128 + getattr(signal, how)
+    finally:
+        for process in psutil.Process().children(recursive=True):  # whatever the test itself left running
+            process.kill()
+
+
 LMMS_ARGS = ["--model", "adapttoken_qwen2_5_vl", "--model_args", "pretrained=m,device=cpu", "--tasks", "t",
              "--limit", "-1", "--output_path=out", "--log_samples"]
 
@@ -93,10 +162,22 @@ def test_lmms_eval_command_needs_two_ranks_or_more(argv, capsys):
 
 
 @pytest.mark.parametrize("command", [["lmms-eval", "--tp", "2", *LMMS_ARGS],
-                                     ["answer", "--model", "m", "--video", "v.mp4", "--question", "q", "--tp", "2"]])
-def test_outside_a_launcher_the_command_starts_its_ranks_with_its_own_command_line(outside_a_launcher, command):
+                                     ["answer", "--model", "m", "--video", "{video}", "--question", "q", "--tp", "2"]])
+def test_outside_a_launcher_the_command_starts_its_ranks_with_its_own_command_line(outside_a_launcher, command,
+                                                                                   tmp_path):
+    video = write_video_file(make_question(seed=1, num_frames=8), tmp_path / "v.mp4")  # answer opens it first
+    command = [str(video) if part == "{video}" else part for part in command]
     assert main(command) == 0
     assert outside_a_launcher == [(2, command)]
+
+
+@pytest.mark.parametrize("missing, extra", [("deepspeed", "deepspeed"), ("lmms_eval", "eval")])
+def test_lmms_eval_names_a_missing_extra_before_any_rank_starts(outside_a_launcher, monkeypatch, capsys, missing,
+                                                                 extra):
+    """Without DeepSpeed every rank used to fail with its own ImportError traceback."""
+    monkeypatch.setitem(sys.modules, missing, None)
+    assert main(["lmms-eval", "--tp", "2", *LMMS_ARGS]) == 2
+    assert f"pip install 'adapttoken[{extra}]'" in capsys.readouterr().err and outside_a_launcher == []
 
 
 def test_each_rank_joins_the_group_and_runs_lmms_eval(in_a_rank):
@@ -116,13 +197,19 @@ def test_a_rank_that_cannot_join_reports_why(in_a_rank, monkeypatch, capsys):
 def test_relaunch_runs_the_cli_module_under_torchrun(monkeypatch):
     seen = {}
 
-    def run(cmd, env, check):
-        seen.update(cmd=cmd, env=env)
-        return subprocess.CompletedProcess(cmd, 5)
+    class Torchrun:
+        pid = -1
+
+        def __init__(self, cmd, env, **kwargs):
+            seen.update(cmd=cmd, env=env, **kwargs)
+
+        def wait(self):
+            return 5
 
     monkeypatch.delenv("LOCAL_SIZE", raising=False)
-    monkeypatch.setattr(launch.subprocess, "run", run)
+    monkeypatch.setattr(launch.subprocess, "Popen", Torchrun)
     assert launch.relaunch(2, ["answer", "--tp", "2"]) == 5
+    assert seen["start_new_session"]  # a process group of its own, which signals are forwarded to
     assert seen["cmd"][seen["cmd"].index("--nproc_per_node=2") + 1:] == ["-m", "adapttoken_plugin.cli", "answer",
                                                                           "--tp", "2"]
     assert seen["env"]["LOCAL_SIZE"] == "2"
@@ -143,3 +230,29 @@ def test_the_cli_default_rank_timeout_is_the_library_default():
     from adapttoken_plugin.distributed import DEFAULT_TIMEOUT
 
     assert cli.RANK_TIMEOUT == DEFAULT_TIMEOUT.total_seconds()
+
+
+def test_each_python_environment_builds_torch_extensions_in_its_own_folder(monkeypatch, tmp_path):
+    """DeepSpeed's CPU kernel used to be built into ~/.cache/torch_extensions/py311_cu130, shared by every
+    virtualenv of that Python: each rebuilt it over the others' on its first --tp run."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    one, other = launch.extensions_dir("/envs/one/.venv"), launch.extensions_dir("/envs/other/.venv")
+    assert one != other and launch.extensions_dir("/envs/one/.venv") == one
+    assert one.startswith(str(tmp_path / "adapttoken" / "torch_extensions" / "one-venv-"))  # not a hidden folder
+    environ = {"WORLD_SIZE": "2", "LOCAL_RANK": "0"}
+    monkeypatch.setattr(launch.os, "environ", environ)  # the rank's environment, as torchrun gives it
+    launch.init_rank_environment()
+    assert environ["TORCH_EXTENSIONS_DIR"] == launch.extensions_dir()
+    mine = {"WORLD_SIZE": "2", "LOCAL_RANK": "0", "TORCH_EXTENSIONS_DIR": "/my/extensions"}
+    monkeypatch.setattr(launch.os, "environ", mine)
+    launch.init_rank_environment()
+    assert mine["TORCH_EXTENSIONS_DIR"] == "/my/extensions"  # the user's own choice stands
+
+
+def test_rank_zero_says_when_the_cpu_kernel_is_about_to_be_compiled(tmp_path):
+    """The first --tp run on a CPU machine compiled for minutes without a word."""
+    notice = launch.kernel_build_notice(str(tmp_path))
+    assert notice is not None and launch.CPU_ALL_REDUCE_KERNEL in notice and "few minutes" in notice
+    (tmp_path / launch.CPU_ALL_REDUCE_KERNEL).mkdir()
+    (tmp_path / launch.CPU_ALL_REDUCE_KERNEL / f"{launch.CPU_ALL_REDUCE_KERNEL}.so").write_bytes(b"")
+    assert launch.kernel_build_notice(str(tmp_path)) is None
