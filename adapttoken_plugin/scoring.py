@@ -156,7 +156,7 @@ class ScoresCaptured(Exception):  # noqa: N818 (a signal, not an error)
 @contextmanager
 def capture_scores(
     adapter: ModelAdapter, layer: int, n_query: int, columns: slice | torch.Tensor, reduce: str, seq_len: int,
-    stop: bool = False, chunk_rows: int | None = None,
+    chunk_rows: int | None = None, stop: bool = False,
 ) -> Iterator[ScoreCapture]:
     """Record scores at decoder layer `layer` for forward calls whose sequence length is `seq_len`
     (the prefill; decoding steps of a later generate are ignored). The hook is removed on exit. On a
