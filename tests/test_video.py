@@ -201,6 +201,30 @@ def test_auto_backend_reads(video):
         assert decode_indices(reader.read([4, 38])) == [4, 38]
 
 
+def test_pyav_seeks_across_gaps_longer_than_a_keyframe_interval(tmp_path, monkeypatch):
+    """Opening probes the file's end; the keyframe interval must not be measured across that jump, or every
+    later gap looks shorter than one interval and is decoded frame by frame instead of seeked over."""
+    from adapttoken_plugin.video.pyav_backend import PyAVBackend
+
+    path = tmp_path / "long.mp4"
+    write_video(path, (index_frame(i % 256, 16, 16) for i in range(400)), fps=FPS)  # a keyframe every 8 frames
+    decoded = []
+    next_frame = PyAVBackend._next_frame_object
+
+    def counting(self):
+        frame = next_frame(self)
+        decoded.append(frame is not None)
+        return frame
+
+    monkeypatch.setattr(PyAVBackend, "_next_frame_object", counting)
+    with FrameReader(path, backend="pyav") as reader:
+        assert decode_indices(reader.read([200])) == [200 % 256]
+        decoded.clear()
+        assert decode_indices(reader.read([300])) == [300 % 256]
+    # up to the next keyframe (where the interval is learnt), then from the keyframe before 300: not 100 frames
+    assert sum(decoded) <= 2 * int(FPS) + 1
+
+
 def test_write_video_keeps_colours(tmp_path):
     path = tmp_path / "colours.mp4"
     colours = [(255, 0, 0), (0, 255, 0), (0, 0, 255), (200, 100, 50)]

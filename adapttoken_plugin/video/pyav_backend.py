@@ -94,6 +94,7 @@ class PyAVBackend:
         self._frames = self._container.decode(self._stream)
         self._current = self._pending = None
         self._last_index = -1
+        self._last_key = -1  # a keyframe interval is measured between keyframes decoded in one run, never across a jump
 
     def _stream_fps(self) -> float:
         for rate in (self._stream.average_rate, self._stream.guessed_rate):
@@ -164,6 +165,7 @@ class PyAVBackend:
             return False
         self._frames = self._container.decode(self._stream)
         self._current = self._pending = None
+        self._last_key = -1
         return True
 
     def _next_frame_object(self) -> Any:
@@ -214,6 +216,7 @@ class PyAVBackend:
             if not self._seek_seconds(target / self._fps):
                 self._open_container()
         back_s = 0.0
+        jumped = False
         while True:
             decoded = self._next_decoded()
             if decoded is None:
@@ -223,6 +226,12 @@ class PyAVBackend:
                 self._current = decoded
                 if decoded.index == target:
                     return decoded.frame
+                if not jumped and decoded.frame.key_frame and 0 < self._gop < target - decoded.index:
+                    # the keyframe interval was learnt on the way (the default guess is 250 frames): a seek
+                    # now skips the frames still before the target's keyframe
+                    jumped = True
+                    if not self._seek_seconds(target / self._fps):
+                        self._open_container()
                 continue
             if self._current is not None:
                 self._pending = decoded
