@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .config import AdaptTokenConfig, setting_fields
+from .config import VIDEO_BACKENDS, AdaptTokenConfig, setting_fields
 from .errors import AdaptTokenError
 from .loading import load_model  # also importable as cli.load_model, as before
 from .registry import ADAPTERS, SELECTORS
@@ -111,7 +111,8 @@ def lmms_eval_command(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
 
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--backend", default="auto", choices=("auto", "decord", "pyav"), help="video decoder")
+    parser.add_argument("--backend", default="auto", choices=VIDEO_BACKENDS,
+                        help="video decoder (auto: torchcodec when it loads, else PyAV)")
     parser.add_argument("--max-new-tokens", type=int, default=16)
     parser.add_argument("--trace", default=None, help="write the trace as JSON to this file")
     parser.add_argument("--report", default=None, help="write an HTML report (groups, kept tokens on frames) here")

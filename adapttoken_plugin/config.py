@@ -27,6 +27,8 @@ POSITION_RULES = ("original", "transformers")
 POSITIONS_1D = ("contiguous", "original")
 FEATURE_STORES = ("cpu", "device")
 FRAME_CACHES = ("auto", "memory", "disk", "off")
+#: video decoders of the streaming pipeline (`FrameReader`); `auto` is torchcodec when it loads, else PyAV
+VIDEO_BACKENDS = ("auto", "torchcodec", "pyav", "decord")
 FRAME_CACHE_AUTO_LIMIT = 2 * 2**30  # bytes of decoded frames `auto` keeps in RAM before it uses `disk`
 
 

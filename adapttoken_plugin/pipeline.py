@@ -27,14 +27,15 @@ from typing import Any
 import numpy as np
 import torch
 
-from .adapters.base import PromptParts, adapter_for
+from .adapters.base import PromptParts, adapter_for, execution_device
 from .config import FRAME_CACHE_AUTO_LIMIT, AdaptTokenConfig
 from .distributed import attach_native, check_ranks_agree
-from .errors import UnsupportedInputError
+from .errors import ConfigError, UnsupportedInputError, VideoReadError
 from .layout import GroupEvidence, VideoLayout
 from .stage import Query, Stage, StageResult
 from .trace import Trace
-from .video import FrameReader, VideoInfo, sample_frame_indices, video_key_of_file
+from .video import BACKENDS, FrameReader, VideoInfo, sample_frame_indices, video_key_of_file
+from .video._common import pyav_available
 
 OPTION_INSTRUCTION = "Answer with the option's letter from the given choices directly."
 
@@ -159,12 +160,18 @@ class VideoSession:
         pixels_for: (U,) int64 frame-unit indices -> the adapter's encoder inputs for those units' frames.
         frame_cache: the frame-cache mode in use ("memory", "disk" or "off"; "auto" is resolved).
         decode_seconds: wall time of opening the sized reader and filling the frame cache, in seconds.
+        video_backend, video_backend_version: the decoder reading the frames ("torchcodec", "pyav", "decord";
+            `auto` resolved) and its version.
+        video_decode_device: where it decodes ("cpu", or the CUDA device torchcodec decodes on).
     """
 
     plan: VideoPlan
     pixels_for: Callable[[torch.Tensor], dict[str, Any]]
     frame_cache: str
     decode_seconds: float
+    video_backend: str = ""
+    video_backend_version: str = ""
+    video_decode_device: str = "cpu"
 
     @property
     def layout(self) -> VideoLayout:
@@ -188,10 +195,19 @@ class VideoSession:
 
 
 class Pipeline:
-    """Streaming AdaptToken over video files for one model and its processor."""
+    """Streaming AdaptToken over video files for one model and its processor.
+
+    backend: the video decoder (`FrameReader`): "auto" (torchcodec when it loads, else PyAV), "torchcodec",
+        "pyav" or "decord".
+    decode_device: where torchcodec decodes: None for the model's device when that is a CUDA device (NVDEC;
+        frames come back to host memory), else the CPU; "cpu" or "cuda:N" to choose. Other backends decode on
+        the CPU.
+    """
 
     def __init__(self, model: Any, processor: Any, config: AdaptTokenConfig | dict | None = None,
-                 backend: str = "auto") -> None:
+                 backend: str = "auto", decode_device: str | None = None) -> None:
+        if backend not in BACKENDS:
+            raise ConfigError(f"backend={backend!r} is not known: expected one of {BACKENDS}")
         self.model = model
         self.processor = processor
         self.config = AdaptTokenConfig.coerce(config)
@@ -199,6 +215,10 @@ class Pipeline:
         self.stage = Stage(model, self.adapter, self.config)  # validates the settings against the model
         attach_native(model)
         self.backend = backend
+        if decode_device is None:
+            device = execution_device(model)
+            decode_device = str(device) if device.type == "cuda" else "cpu"
+        self.decode_device = decode_device
 
     @property
     def prompt_needs_video(self) -> bool:
@@ -235,8 +255,7 @@ class Pipeline:
         """
         cfg = self.config
         start = time.perf_counter()
-        with FrameReader(video, backend=self.backend) as probe:
-            info = probe.info
+        info = self._probe(video)
         indices = sample_frame_indices(info, cfg.fps, cfg.max_frames, multiple_of=self.adapter.frames_per_unit)
         indices.flags.writeable = False  # the plan is shared by its sessions and the prompt
         height, width = self.adapter.frame_size(self.processor, info.height, info.width, cfg.max_pixels, len(indices))
@@ -245,6 +264,18 @@ class Pipeline:
                                                 tuple(int(i) for i in indices))
         return VideoPlan(Path(video), info, indices, (height, width), layout, sampled_fps,
                          time.perf_counter() - start)
+
+    def _probe(self, video: str | Path) -> VideoInfo:
+        """The file's VideoInfo. torchcodec takes it from a PyAV probe anyway, so PyAV probes alone for `auto` and
+        `torchcodec` (no torchcodec scan of the file just to plan it); the configured backend when PyAV fails."""
+        if self.backend in ("auto", "torchcodec") and pyav_available():
+            try:
+                with FrameReader(video, backend="pyav") as probe:
+                    return probe.info
+            except VideoReadError:
+                pass
+        with FrameReader(video, backend=self.backend) as probe:
+            return probe.info
 
     @contextmanager
     def decode(self, plan: VideoPlan) -> Iterator[VideoSession]:
@@ -255,7 +286,7 @@ class Pipeline:
         fails to decode.
         """
         start = time.perf_counter()
-        with FrameReader(plan.path, backend=self.backend, size=plan.frame_size) as reader, \
+        with FrameReader(plan.path, backend=self.backend, size=plan.frame_size, device=self.decode_device) as reader, \
                 SampledFrames(reader, plan.indices, self.config.frame_cache) as frames:
             fpu = plan.layout.frames_per_unit
 
@@ -263,7 +294,8 @@ class Pipeline:
                 wanted = (units[:, None] * fpu + torch.arange(fpu)[None, :]).flatten().numpy()
                 return self.adapter.frames_to_pixels(self.processor, frames.get(wanted))
 
-            yield VideoSession(plan, pixels_for, frames.mode, time.perf_counter() - start)
+            yield VideoSession(plan, pixels_for, frames.mode, time.perf_counter() - start, reader.backend,
+                               reader.backend_version, reader.device)
 
     @contextmanager
     def open_video(self, video: str | Path) -> Iterator[VideoSession]:
@@ -309,5 +341,8 @@ class Pipeline:
             result = self.stage.run(Query(prompt, session.layout, session.pixels_for, option_ids, key), on_group)
         result.trace.add_seconds("decode", session.setup_seconds)
         result.trace.frame_cache = session.frame_cache
+        result.trace.video_backend, result.trace.video_backend_version = session.video_backend, \
+            session.video_backend_version
+        result.trace.video_decode_device = session.video_decode_device
         result.trace.frame_size = list(session.frame_size)
         return self.generate_answer(prompt, session.layout, result, options, max_new_tokens)

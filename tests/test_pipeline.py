@@ -214,3 +214,43 @@ def test_per_frame_prompt_text_from_the_plan_equals_the_one_from_the_decoded_vid
         assert torch.equal(getattr(planned, field), getattr(decoded, field))
     for field in ("unit_heads", "unit_tails"):
         assert [t.tolist() for t in getattr(planned, field)] == [t.tolist() for t in getattr(decoded, field)]
+
+
+def _backends():
+    from adapttoken_plugin.video._common import decord_available
+    from adapttoken_plugin.video.torchcodec_backend import torchcodec_status
+
+    return [pytest.param("torchcodec", marks=pytest.mark.skipif(torchcodec_status() is not None,
+                                                                reason=str(torchcodec_status()))),
+            pytest.param("decord", marks=pytest.mark.skipif(not decord_available(), reason="decord does not import"))]
+
+
+@pytest.mark.parametrize("other", _backends())
+def test_backends_that_decode_the_same_frames_give_the_same_answer_and_the_trace_names_them(toy, tmp_path, other):
+    """At the model's own frame size no backend resizes, and their frames are identical (tests/test_video.py);
+    resized frames differ between torchcodec (anti-aliased) and PyAV / decord (docs/benchmarks.md)."""
+    import importlib.metadata
+
+    model, processor = toy
+    path = tmp_path / "native.mp4"
+    rng = np.random.default_rng(3)
+    write_video(path, (rng.integers(0, 255, (56, 84, 3), dtype=np.uint8) for _ in range(32)), fps=8.0)
+    answers = {}
+    for backend in ("pyav", other):
+        pipe = Pipeline(model, processor, _cfg(budget=30), backend=backend)
+        plan = pipe.plan_video(path)
+        assert plan.frame_size == (56, 84)  # decoded at the native size
+        answers[backend] = ans = pipe.answer(path, "What colour?", OPTIONS)
+        t = ans.trace
+        assert (t.video_backend, t.video_decode_device) == (backend, "cpu")
+        assert t.video_backend_version == importlib.metadata.version({"pyav": "av"}.get(backend, backend))
+        assert t.frame_indices == plan.indices.tolist() == list(range(0, 32, 2))
+        assert t.to_dict()["video_backend"] == backend  # saved with the trace
+    a, b = answers["pyav"].trace, answers[other].trace
+    assert (a.kept_token_ids, [g.entropy for g in a.groups], answers["pyav"].text) == \
+        (b.kept_token_ids, [g.entropy for g in b.groups], answers[other].text)
+
+
+def test_unknown_backend_is_refused(toy):
+    with pytest.raises(at.ConfigError, match="backend"):
+        Pipeline(*toy, _cfg(), backend="opencv")

@@ -14,7 +14,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..config import AdaptTokenConfig
+from ..config import VIDEO_BACKENDS, AdaptTokenConfig
 from ..errors import AdaptTokenError, ConfigError
 from ..loading import load_model  # the checkpoint at --model; None: the bundled trained toy model
 from .datasets import annotation_items, needle_items
@@ -45,7 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--dtype", default="auto", help="auto, float32, bfloat16, float16")
     run.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="other AdaptTokenConfig settings")
     run.add_argument("--max-new-tokens", type=int, default=4)
-    run.add_argument("--backend", default="auto", choices=("auto", "decord", "pyav"), help="video decoder")
+    run.add_argument("--backend", default="auto", choices=VIDEO_BACKENDS,
+                     help="video decoder (auto: torchcodec when it loads, else PyAV)")
     run.add_argument("--out", default="runs/ablate", help="output folder (results, table, plots; resumable)")
     run.add_argument("--cache", default=None, help="evidence cache folder (default: <out>/evidence)")
     run.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")

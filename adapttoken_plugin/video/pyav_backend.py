@@ -74,6 +74,11 @@ class PyAVBackend:
             raise
         self.info = VideoInfo(path=path, num_frames=num_frames, fps=self._fps, width=native[1], height=native[0])
 
+    @property
+    def start_seconds(self) -> float:
+        """Stream time (s) of the first frame: where index 0 is (torchcodec asks for frames by stream time)."""
+        return self._origin * self._time_base
+
     # -- opening and probing -----------------------------------------------------------------------
 
     def _open_container(self) -> None:
