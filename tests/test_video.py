@@ -551,3 +551,18 @@ def test_torchcodec_decodes_on_the_cpu_when_the_cuda_decoder_cannot_open(video, 
                 assert decode_indices(reader.read([2, 30])) == [2, 30]
     assert devices == ["cuda:0", "cpu"] * 2
     assert len(caplog.records) == 1 and "cuda:0" in caplog.records[0].getMessage()
+
+
+def test_closing_a_decord_reader_returns_its_freed_heap_to_the_os(video, monkeypatch):
+    pytest.importorskip("decord")
+    import adapttoken_plugin.video.decord_backend as decord_module
+    from adapttoken_plugin.video._common import release_freed_memory
+
+    release_freed_memory()  # runs here (glibc) without error; a no-op elsewhere
+    calls = []
+    monkeypatch.setattr(decord_module, "release_freed_memory", lambda: calls.append(1))
+    reader = FrameReader(video, backend="decord", size=(24, 32))
+    assert decode_indices(reader.read([1, 30])) == [1, 30]
+    reader.close()
+    reader.close()
+    assert calls == [1]
