@@ -29,7 +29,6 @@ FEATURE_STORES = ("cpu", "device")
 FRAME_CACHES = ("auto", "memory", "disk", "off")
 #: video decoders of the streaming pipeline (`FrameReader`); `auto` is torchcodec when it loads, else PyAV
 VIDEO_BACKENDS = ("auto", "torchcodec", "pyav", "decord")
-FRAME_CACHE_AUTO_LIMIT = 2 * 2**30  # bytes of decoded frames `auto` keeps in RAM before it uses `disk`
 
 
 PHASES = ("sampling", "group pass", "selection", "positions", "storage")
@@ -100,9 +99,18 @@ class AdaptTokenConfig:
     feature_store: str = setting("cpu", "storage", "where the candidate features of the group passes wait for "
                                  "the final pass: `cpu` (bounded GPU memory) or `device` (no transfers)")
     frame_cache: str = setting(
-        "auto", "storage", "how the streaming pipeline reads frames: `memory` (decode the sampled frames once "
-        "into RAM), `disk` (the same into a temporary memory-mapped file), `off` (decode each group's frames on "
-        "demand) or `auto` (`memory` up to 2 GiB of frames, else `disk`)", pipeline_only=True)
+        "auto", "storage", "where the streaming pipeline keeps decoded frames: `memory` (in RAM, within "
+        "`video_cache_mib`), `disk` (a temporary file of every sampled frame, read back without mapping it: flat "
+        "RAM), `off` (nowhere: each request decodes its frames, nothing in the background) or `auto` (`memory` "
+        "when the sampled frames fit `video_cache_mib`, else `disk`)", pipeline_only=True)
+    video_cache_mib: int = setting(
+        2048, "storage", "MiB of RAM the streaming pipeline may hold decoded frames (`frame_cache=memory`) and "
+        "encoded visual features in, reused by later questions on the same video; beyond it the least recently "
+        "used are dropped and decoded or encoded again when needed", pipeline_only=True)
+    decode_ahead: bool = setting(
+        True, "storage", "decode the frames of the groups to come in a background thread while the current "
+        "group runs (`memory` and `disk` frame caches): all groups in one time-ordered pass for selectors that "
+        "visit every group, growing batches of groups for those that may stop early (Lite)", pipeline_only=True)
     seed: int = setting(0, "selection", "seed of the `random` selector; each question's draw mixes it with the "
                         "question's tokens and the video's content, so draws differ per question and repeat exactly")
 
@@ -135,6 +143,7 @@ class AdaptTokenConfig:
         _check(self.position_rule in POSITION_RULES, "position_rule", self.position_rule, f"one of {POSITION_RULES}")
         _check(self.positions_1d in POSITIONS_1D, "positions_1d", self.positions_1d, f"one of {POSITIONS_1D}")
         _check(self.frame_cache in FRAME_CACHES, "frame_cache", self.frame_cache, f"one of {FRAME_CACHES}")
+        _check(self.video_cache_mib >= 0, "video_cache_mib", self.video_cache_mib, "an integer >= 0 (MiB)")
         _check(self.feature_store in FEATURE_STORES, "feature_store", self.feature_store, f"one of {FEATURE_STORES}")
 
     @classmethod

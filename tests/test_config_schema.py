@@ -36,7 +36,8 @@ from adapttoken_plugin.video import write_video
 REPO = Path(__file__).resolve().parents[1]
 # a different valid value of each setting that is not part of the evidence
 OTHER = {"selector": "attention-topk", "budget": 9, "tau": 0.5, "theta": 1.0, "min_groups": 2, "overselect": 1.5,
-         "dedup": False, "dedup_window": 0, "seed": 7, "feature_store": "device", "frame_cache": "off"}
+         "dedup": False, "dedup_window": 0, "seed": 7, "feature_store": "device", "frame_cache": "off",
+         "video_cache_mib": 0, "decode_ahead": False}
 
 
 def test_every_setting_has_help_and_a_phase():
@@ -113,7 +114,8 @@ def test_cli_flags_carry_the_schema_help():
 def test_llava_vid_refuses_the_pipeline_only_settings():
     from adapttoken_plugin.integrations.lmms_eval.llava_vid import split_model_args
 
-    assert set(pipeline_only_settings()) == {"fps", "max_frames", "max_pixels", "frame_cache"}
+    assert set(pipeline_only_settings()) == {"fps", "max_frames", "max_pixels", "frame_cache", "video_cache_mib",
+                                             "decode_ahead"}
     for name in pipeline_only_settings():
         with pytest.raises(at.ConfigError, match=f"adapttoken_{name} has no effect with adapttoken_llava_vid"):
             split_model_args({f"adapttoken_{name}": "1", "pretrained": "x"})
