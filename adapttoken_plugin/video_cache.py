@@ -378,9 +378,12 @@ class FrameSource:
             self.disk.put(positions, frames)
         elif self.store == "memory":
             for position, frame in zip(positions.tolist(), frames):
-                # a frame decoded ahead waits (pinned) until asked for; the budget holds two batches of them
+                # a frame decoded ahead waits (pinned) until asked for; the budget holds two batches of them.
+                # A copy: a view would keep its whole decoded batch alive until its last frame is evicted,
+                # and a batch's frames belong to many groups, so memory would not follow the budget
                 wait = (lambda: not self._stop) if pinned else None
-                if self.cache.put(self._key(position), frame, self.frame_bytes, pinned=pinned, wait=wait) and pinned:
+                stored = self.cache.put(self._key(position), frame.copy(), self.frame_bytes, pinned=pinned, wait=wait)
+                if stored and pinned:
                     with self._changed:
                         self._pinned.add(position)
         return frames

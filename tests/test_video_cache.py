@@ -177,6 +177,8 @@ def test_a_full_visit_within_a_small_budget_holds_at_most_the_budget_and_decodes
     source.close()
     assert cache.peak_bytes <= budget
     assert sorted(decoded(reader)) == indices.tolist()
+    # each cached frame owns its bytes: a view would keep its whole decoded chunk alive past the budget
+    assert all(value.base is None for value, _ in cache._entries.values())
 
 
 def test_a_second_source_on_the_same_frames_decodes_nothing():
