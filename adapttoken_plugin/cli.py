@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from .checks import DTYPES, check_device, check_output_file, check_output_folder, positive_float, positive_int, require
-from .config import AdaptTokenConfig, setting_fields
+from .config import VIDEO_BACKENDS, AdaptTokenConfig, setting_fields
 from .errors import AdaptTokenError
 from .loading import load_model  # also importable as cli.load_model, as before
 from .registry import ADAPTERS, SELECTORS
@@ -117,7 +117,8 @@ def lmms_eval_command(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
 
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--backend", default="auto", choices=("auto", "decord", "pyav"), help="video decoder")
+    parser.add_argument("--backend", default="auto", choices=VIDEO_BACKENDS,
+                        help="video decoder (auto: torchcodec when it loads, else PyAV)")
     parser.add_argument("--max-new-tokens", type=positive_int, default=16, help="tokens of the answer at most "
                         "(default: 16)")
     parser.add_argument("--trace", default=None, help="write the trace as JSON to this file (its folder is created)")

@@ -27,7 +27,8 @@ POSITION_RULES = ("original", "transformers")
 POSITIONS_1D = ("contiguous", "original")
 FEATURE_STORES = ("cpu", "device")
 FRAME_CACHES = ("auto", "memory", "disk", "off")
-FRAME_CACHE_AUTO_LIMIT = 2 * 2**30  # bytes of decoded frames `auto` keeps in RAM before it uses `disk`
+#: video decoders of the streaming pipeline (`FrameReader`); `auto` is torchcodec when it loads, else PyAV
+VIDEO_BACKENDS = ("auto", "torchcodec", "pyav", "decord")
 
 
 PHASES = ("sampling", "group pass", "selection", "positions", "storage")
@@ -136,10 +137,18 @@ class AdaptTokenConfig:
                                  "the final pass: `cpu` (bounded GPU memory) or `device` (no transfers)",
                                  choices=FEATURE_STORES)
     frame_cache: str = setting(
-        "auto", "storage", "how the streaming pipeline reads frames: `memory` (decode the sampled frames once "
-        "into RAM), `disk` (the same into a temporary memory-mapped file), `off` (decode each group's frames on "
-        "demand) or `auto` (`memory` up to 2 GiB of frames, else `disk`)", pipeline_only=True,
-        choices=FRAME_CACHES)
+        "auto", "storage", "where the streaming pipeline keeps decoded frames: `memory` (in RAM, within "
+        "`video_cache_mib`), `disk` (a temporary file of every sampled frame, read back without mapping it: flat "
+        "RAM), `off` (nowhere: each request decodes its frames, nothing in the background) or `auto` (`memory` "
+        "when the sampled frames fit `video_cache_mib`, else `disk`)", pipeline_only=True, choices=FRAME_CACHES)
+    video_cache_mib: int = setting(
+        2048, "storage", "MiB of RAM the streaming pipeline may hold decoded frames (`frame_cache=memory`) and "
+        "encoded visual features in, reused by later questions on the same video; beyond it the least recently "
+        "used are dropped and decoded or encoded again when needed", pipeline_only=True)
+    decode_ahead: bool = setting(
+        True, "storage", "decode the frames of the groups to come in a background thread while the current "
+        "group runs (`memory` and `disk` frame caches): all groups in one time-ordered pass for selectors that "
+        "visit every group, growing batches of groups for those that may stop early (Lite)", pipeline_only=True)
     seed: int = setting(0, "selection", "seed of the `random` selector; each question's draw mixes it with the "
                         "question's tokens and the video's content, so draws differ per question and repeat exactly")
 
@@ -193,6 +202,7 @@ class AdaptTokenConfig:
             _check(-1 <= getattr(self, name) <= 1, name, getattr(self, name), "a cosine similarity in [-1, 1]")
         for name in ("fastvid_min_segments", "fastvid_anchor_step", "fastvid_knn"):
             _check(getattr(self, name) >= 1, name, getattr(self, name), "an integer >= 1")
+        _check(self.video_cache_mib >= 0, "video_cache_mib", self.video_cache_mib, "an integer >= 0 (MiB)")
 
     @classmethod
     def from_dict(cls, values: dict[str, Any] | None = None, **overrides: Any) -> AdaptTokenConfig:

@@ -48,6 +48,11 @@ class Trace:
     frame_indices: list[int] | None = None  # source-file index of each sampled frame, when known
     frame_size: list[int] | None = None  # (height, width) frames were decoded at (streaming pipeline)
     frame_cache: str | None = None  # streaming pipeline only: the frame_cache mode used
+    video_backend: str | None = None  # streaming pipeline only: the decoder that read the frames ("torchcodec")
+    video_backend_version: str | None = None  # and its version
+    video_decode_device: str | None = None  # where it decoded ("cpu", "cuda:0": torchcodec's NVDEC)
+    frames_decoded: int | None = None  # streaming pipeline: frames decoded for this answer (0: all were cached)
+    encoder_calls: int | None = None  # streaming pipeline: vision-encoder calls made (cached features need none)
 
     @property
     def groups_visited(self) -> int:

@@ -12,7 +12,7 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 PY="$VENV/bin/python"
 # (the entry-point check reinstalls a venv made before the lmms-eval models were registered)
-if ! "$PY" -c "import adapttoken_plugin, torch, torchvision, transformers, hypothesis, ruff, av, deepspeed, accelerate, lmms_eval
+if ! "$PY" -c "import adapttoken_plugin, torch, torchvision, transformers, hypothesis, ruff, av, torchcodec, deepspeed, accelerate, lmms_eval
 import importlib.metadata as m
 assert m.entry_points(group='lmms_eval.models', name='adapttoken')" >/dev/null 2>&1; then
     "$PY" -m pip install -q --upgrade pip
@@ -23,6 +23,10 @@ fi
 case "${1:-test}" in
     demo) shift; exec "$VENV/bin/adapttoken" demo "$@" ;;
     test) shift
+        # torchcodec loads FFmpeg from the library path; where the system has none, PyAV's bundled copy stands
+        # in, so that the suite tests the torchcodec backend too (the loader reads this when python starts)
+        FFMPEG_PATH=$("$PY" scripts/torchcodec_ffmpeg.py "$VENV/torchcodec-ffmpeg")
+        if [ -n "$FFMPEG_PATH" ]; then export LD_LIBRARY_PATH="$FFMPEG_PATH${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"; fi
         if [ $# -gt 0 ]; then exec "$PY" -m pytest -q "$@"; fi  # arguments: tests/ only, as pytest takes them
         "$PY" -m ruff check .  # lint (pyproject.toml settings) first: seconds, before minutes of tests
         "$PY" -m pytest -q

@@ -39,7 +39,8 @@ OTHER = {"selector": "attention-topk", "budget": 9, "tau": 0.5, "theta": 1.0, "m
          "dedup": False, "dedup_window": 0, "seed": 7, "feature_store": "device", "frame_cache": "off",
          "vidcom2_temperature": 0.5, "vidcom2_channel_fraction": 1.0, "evs_threshold": 0.5,
          "fastvid_segment_threshold": 0.5, "fastvid_min_segments": 2, "fastvid_anchor_step": 1, "fastvid_knn": 2,
-         "framefusion_threshold": 0.9}
+         "framefusion_threshold": 0.9,
+         "video_cache_mib": 0, "decode_ahead": False}
 
 
 def test_every_setting_has_help_and_a_phase():
@@ -134,7 +135,8 @@ def test_cli_flags_of_settings_with_fixed_values_list_them():
 def test_llava_vid_refuses_the_pipeline_only_settings():
     from adapttoken_plugin.integrations.lmms_eval.llava_vid import split_model_args
 
-    assert set(pipeline_only_settings()) == {"fps", "max_frames", "max_pixels", "frame_cache"}
+    assert set(pipeline_only_settings()) == {"fps", "max_frames", "max_pixels", "frame_cache", "video_cache_mib",
+                                             "decode_ahead"}
     for name in pipeline_only_settings():
         with pytest.raises(at.ConfigError, match=f"adapttoken_{name} has no effect with adapttoken_llava_vid"):
             split_model_args({f"adapttoken_{name}": "1", "pretrained": "x"})

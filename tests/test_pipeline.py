@@ -139,13 +139,11 @@ def test_frame_cache_modes_give_identical_selections(toy, video):
     assert results["memory"] == results["disk"] == results["off"]
 
 
-def test_auto_frame_cache_spills_to_disk_above_the_limit(toy, video, monkeypatch):
-    import adapttoken_plugin.pipeline as pipeline_module
-
+def test_auto_frame_cache_spills_to_disk_above_the_budget(toy, video):
     model, processor = toy
     assert Pipeline(model, processor, _cfg(budget=30)).answer(video, "q?", OPTIONS).trace.frame_cache == "memory"
-    monkeypatch.setattr(pipeline_module, "FRAME_CACHE_AUTO_LIMIT", 1000)
-    assert Pipeline(model, processor, _cfg(budget=30)).answer(video, "q?", OPTIONS).trace.frame_cache == "disk"
+    small = _cfg(budget=30, video_cache_mib=0)  # 24 frames of 56 x 84 x 3 bytes do not fit in 0 MiB
+    assert Pipeline(model, processor, small).answer(video, "q?", OPTIONS).trace.frame_cache == "disk"
 
 
 class FrameReads:
@@ -164,7 +162,7 @@ class FrameReads:
 
 def test_plan_video_decodes_no_frame_and_plans_what_decode_reads(toy, video, monkeypatch):
     model, processor = toy
-    pipe = Pipeline(model, processor, _cfg(budget=30, frame_cache="memory"))
+    pipe = Pipeline(model, processor, _cfg(budget=30, frame_cache="memory", decode_ahead=False))
     reads = FrameReads(monkeypatch)
     plan = pipe.plan_video(video)
     assert reads.frames == 0
@@ -178,15 +176,17 @@ def test_plan_video_decodes_no_frame_and_plans_what_decode_reads(toy, video, mon
     with pytest.raises(ValueError):
         plan.indices[0] = 5  # shared by the plan's sessions: read-only
     with pipe.decode(plan) as session:
-        assert reads.frames == len(indices)  # the memory frame cache holds every sampled frame
+        assert reads.frames == 0  # nothing decoded before it is asked for (decode_ahead=False)
         assert session.plan is plan and session.frame_cache == "memory"
         assert session.setup_seconds == plan.seconds + session.decode_seconds
         pixels = session.pixels_for(torch.tensor([0, 5]))
-    with pipe.open_video(video) as opened:
+        # adapttoken visits every group: one time-ordered pass reads every sampled frame, cheaper than these alone
+        assert reads.frames == session.frames_decoded == len(indices)
+    with pipe.open_video(video) as opened:  # the same video again: planned and decoded before
         assert (opened.layout, opened.frame_size, opened.video_fps) == (plan.layout, plan.frame_size, 8.0)
         assert opened.plan.indices.tolist() == plan.indices.tolist()
-        assert reads.frames == 2 * len(indices)
         again = opened.pixels_for(torch.tensor([0, 5]))
+        assert reads.frames == len(indices) and opened.frames_decoded == 0  # frames from the cache
     assert all(torch.equal(pixels[k], again[k]) for k in pixels)
 
 
@@ -214,3 +214,163 @@ def test_per_frame_prompt_text_from_the_plan_equals_the_one_from_the_decoded_vid
         assert torch.equal(getattr(planned, field), getattr(decoded, field))
     for field in ("unit_heads", "unit_tails"):
         assert [t.tolist() for t in getattr(planned, field)] == [t.tolist() for t in getattr(decoded, field)]
+
+
+def _backends():
+    from adapttoken_plugin.video._common import decord_available
+    from adapttoken_plugin.video.torchcodec_backend import torchcodec_status
+
+    return [pytest.param("torchcodec", marks=pytest.mark.skipif(torchcodec_status() is not None,
+                                                                reason=str(torchcodec_status()))),
+            pytest.param("decord", marks=pytest.mark.skipif(not decord_available(), reason="decord does not import"))]
+
+
+@pytest.mark.parametrize("other", _backends())
+def test_backends_that_decode_the_same_frames_give_the_same_answer_and_the_trace_names_them(toy, tmp_path, other):
+    """At the model's own frame size no backend resizes, and their frames are identical (tests/test_video.py);
+    resized frames differ between torchcodec (anti-aliased) and PyAV / decord (docs/benchmarks.md)."""
+    import importlib.metadata
+
+    model, processor = toy
+    path = tmp_path / "native.mp4"
+    rng = np.random.default_rng(3)
+    write_video(path, (rng.integers(0, 255, (56, 84, 3), dtype=np.uint8) for _ in range(32)), fps=8.0)
+    answers = {}
+    for backend in ("pyav", other):
+        pipe = Pipeline(model, processor, _cfg(budget=30), backend=backend)
+        plan = pipe.plan_video(path)
+        assert plan.frame_size == (56, 84)  # decoded at the native size
+        answers[backend] = ans = pipe.answer(path, "What colour?", OPTIONS)
+        t = ans.trace
+        assert (t.video_backend, t.video_decode_device) == (backend, "cpu")
+        assert t.video_backend_version == importlib.metadata.version({"pyav": "av"}.get(backend, backend))
+        assert t.frame_indices == plan.indices.tolist() == list(range(0, 32, 2))
+        assert t.to_dict()["video_backend"] == backend  # saved with the trace
+    a, b = answers["pyav"].trace, answers[other].trace
+    assert (a.kept_token_ids, [g.entropy for g in a.groups], answers["pyav"].text) == \
+        (b.kept_token_ids, [g.entropy for g in b.groups], answers[other].text)
+
+
+def test_unknown_backend_is_refused(toy):
+    with pytest.raises(at.ConfigError, match="backend"):
+        Pipeline(*toy, _cfg(), backend="opencv")
+
+
+class RecordedReads:
+    """Records the file frame indices of every FrameReader.read (all decoding goes through it)."""
+
+    def __init__(self, monkeypatch):
+        self.indices: list[int] = []
+        read = FrameReader.read
+
+        def recording_read(reader, indices):
+            self.indices += list(np.asarray(indices).tolist())
+            return read(reader, indices)
+
+        monkeypatch.setattr(FrameReader, "read", recording_read)
+
+
+@pytest.fixture(scope="module")
+def long_video(tmp_path_factory):
+    path = tmp_path_factory.mktemp("long") / "long.mp4"
+    rng = np.random.default_rng(1)
+    write_video(path, (rng.integers(0, 255, (56, 84, 3), dtype=np.uint8) for _ in range(200)), fps=8.0)
+    return path
+
+
+def _outcome(ans):
+    return ans.trace.kept_token_ids, [g.entropy for g in ans.trace.groups], ans.text
+
+
+@pytest.mark.parametrize("frame_cache", ["memory", "disk"])
+def test_a_second_question_on_the_same_video_decodes_nothing_and_encodes_nothing(toy, video, monkeypatch,
+                                                                                   frame_cache):
+    model, processor = toy
+    pipe = Pipeline(model, processor, _cfg(budget=30, frame_cache=frame_cache))
+    reads = RecordedReads(monkeypatch)
+    first = pipe.answer(video, "What colour?", OPTIONS)
+    assert first.trace.frames_decoded == len(reads.indices) == 24 and first.trace.encoder_calls == 6  # 6 groups
+    second = pipe.answer(video, "Which colour was it?", OPTIONS)
+    assert second.trace.frames_decoded == 0 and second.trace.encoder_calls == 0 and len(reads.indices) == 24
+    assert second.trace.frame_cache == frame_cache and second.trace.video_backend == first.trace.video_backend
+    # what the cache served is what a fresh pipeline computes
+    fresh = Pipeline(model, processor, _cfg(budget=30, frame_cache="off")).answer(video, "Which colour was it?",
+                                                                                   OPTIONS)
+    assert _outcome(second) == _outcome(fresh)
+
+
+def test_another_video_or_another_frame_size_is_not_served_from_the_cache(toy, video, long_video, monkeypatch):
+    model, processor = toy
+    pipe = Pipeline(model, processor, _cfg(budget=30))
+    pipe.answer(video, "What colour?", OPTIONS)
+    reads = RecordedReads(monkeypatch)
+    assert pipe.answer(long_video, "What colour?", OPTIONS).trace.frames_decoded == len(reads.indices) > 0
+    smaller = Pipeline(model, processor, _cfg(budget=30, max_pixels=56 * 56))
+    smaller.cache, smaller.adapter = pipe.cache, type(pipe.adapter)(smaller.adapter.wrapped, pipe.cache)
+    assert smaller.answer(video, "What colour?", OPTIONS).trace.frames_decoded == 24  # other size: other frames
+
+
+@pytest.mark.parametrize("min_groups", [1, 3])
+def test_lite_decodes_no_frame_of_unvisited_groups_beyond_the_next_batch(toy, long_video, monkeypatch, min_groups):
+    """Lite stops at its first group with entropy <= theta (100: the first it may stop at). The background
+    decoder reads batches of 1, 1, 2, 4, ... groups, each only once a group of the previous batch is asked for:
+    besides the groups visited and the batch after, only frames of units the final pass keeps are decoded."""
+    from adapttoken_plugin.layout import interleaved_groups
+
+    model, processor = toy
+    cfg = _cfg(selector="adapttoken-lite", theta=100.0, min_groups=min_groups, budget=12)  # one group's tokens
+    pipe = Pipeline(model, processor, cfg)
+    reads = RecordedReads(monkeypatch)
+    ans = pipe.answer(long_video, "What colour?", OPTIONS)
+    plan = pipe.plan_video(long_video)
+    groups = interleaved_groups(plan.layout.num_units, pipe.stage.units_per_group)
+    assert ans.trace.groups_visited == min_groups and len(groups) == 16  # max_frames 64: 32 units
+    batch_groups = [[0], [1], [2, 3], [4, 5, 6, 7]]
+    last = next(b for b, members in enumerate(batch_groups) if min_groups - 1 in members)
+    window = {int(u) for members in batch_groups[:last + 2] for g in members for u in groups[g]}
+    kept_units = set(torch.unique(plan.layout.unit_of(torch.tensor(ans.trace.kept_token_ids))).tolist())
+    fpu = plan.layout.frames_per_unit
+    allowed = {int(plan.indices[u * fpu + f]) for u in window | kept_units for f in range(fpu)}
+    assert kept_units <= window  # the budget is spent on the visited groups: no top-up from others
+    assert set(reads.indices) <= allowed and len(allowed) < len(plan.indices)
+
+
+def test_a_cache_budget_smaller_than_the_video_bounds_what_is_held_and_changes_no_answer(toy, long_video):
+    model, processor = toy
+    lite = {"theta": 0.0, "min_groups": 8}  # visits 8 of 25 groups
+    for selector, extra in (("adapttoken", {}), ("adapttoken-lite", lite)):
+        cfg = _cfg(selector=selector, budget=30, frame_cache="memory", video_cache_mib=1, fps=8.0, max_frames=200,
+                   frames_per_group=8, **extra)
+        pipe = Pipeline(model, processor, cfg)
+        assert 200 * 56 * 84 * 3 > pipe.cache.budget == 2**20  # the sampled frames take 2.7 MiB
+        first = pipe.answer(long_video, "What colour?", OPTIONS)
+        second = pipe.answer(long_video, "What colour?", OPTIONS)  # partly from the cache, partly decoded again
+        assert pipe.cache.peak_bytes <= pipe.cache.budget
+        assert first.trace.frame_cache == "memory"
+        off = Pipeline(model, processor, cfg.replace(frame_cache="off")).answer(long_video, "What colour?", OPTIONS)
+        assert _outcome(first) == _outcome(second) == _outcome(off)
+
+
+@pytest.mark.parametrize("selector", ["adapttoken", "adapttoken-lite", "uniform"])
+def test_background_decoding_changes_no_answer(toy, long_video, selector):
+    model, processor = toy
+    cfg = _cfg(selector=selector, budget=30, **({"theta": 0.5} if selector == "adapttoken-lite" else {}))
+    ahead = Pipeline(model, processor, cfg).answer(long_video, "What colour?", OPTIONS)
+    inline = Pipeline(model, processor, cfg.replace(decode_ahead=False)).answer(long_video, "What colour?", OPTIONS)
+    assert _outcome(ahead) == _outcome(inline)
+
+
+def test_a_frame_that_fails_to_decode_in_the_background_fails_the_answer(toy, long_video, monkeypatch):
+    model, processor = toy
+    pipe = Pipeline(model, processor, _cfg(budget=30))
+    broken = int(pipe.plan_video(long_video).indices[41])  # a sampled frame of group 4, late in the pass
+    read = FrameReader.read
+
+    def failing_read(reader, indices):
+        if broken in list(indices):
+            raise at.VideoReadError(f"frame {broken} could not be decoded")
+        return read(reader, indices)
+
+    monkeypatch.setattr(FrameReader, "read", failing_read)
+    with pytest.raises(at.VideoReadError, match=f"frame {broken}"):
+        pipe.answer(long_video, "What colour?", OPTIONS)

@@ -1,4 +1,4 @@
-"""Frame reading (decord and PyAV), frame sampling, and the errors of adapttoken_plugin.video.
+"""Frame reading (torchcodec, PyAV and decord), frame sampling, and the errors of adapttoken_plugin.video.
 
 Test videos encode each frame's index in its colour: red = (i % 16) * 16 and green = (i // 16) * 16 over
 a whole frame, so a step of 16 grey levels survives H.264 and the YUV round trip, and resizing a
@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 
 from adapttoken_plugin.errors import AdaptTokenError, ConfigError, EmptyVideoError, VideoReadError
 from adapttoken_plugin.video import FrameReader, VideoInfo, sample_frame_indices, write_video
+from adapttoken_plugin.video.torchcodec_backend import torchcodec_status
 
 H, W = 48, 64
 NUM_FRAMES = 40
@@ -43,8 +44,13 @@ def decode_indices(frames: np.ndarray) -> list[int]:
 def backend_params():
     return [
         "pyav",
+        pytest.param("torchcodec", marks=pytest.mark.skipif(torchcodec_status() is not None,
+                                                            reason=str(torchcodec_status()))),
         pytest.param("decord", marks=pytest.mark.skipif(not _has_decord(), reason="decord does not import")),
     ]
+
+
+needs_torchcodec = pytest.mark.skipif(torchcodec_status() is not None, reason=str(torchcodec_status()))
 
 
 def _has_decord() -> bool:
@@ -117,12 +123,24 @@ def test_resize_at_decode(video, backend, size):
     assert decode_indices(frames) == indices
 
 
-def test_backends_return_the_same_pixels(video):
-    pytest.importorskip("decord")
+@pytest.mark.parametrize("other", [b for b in backend_params() if b != "pyav"])
+def test_backends_return_the_same_pixels_at_native_size(video, other):
     indices = [0, 7, 8, 19, 33, 39]
-    with FrameReader(video, backend="decord") as d, FrameReader(video, backend="pyav") as p:
-        a, b = d.read(indices).astype(int), p.read(indices).astype(int)
-    assert np.abs(a - b).max() <= 3
+    with FrameReader(video, backend=other) as o, FrameReader(video, backend="pyav") as p:
+        assert np.array_equal(o.read(indices), p.read(indices))
+
+
+@needs_torchcodec
+def test_torchcodec_resizes_with_antialiasing(tmp_path):
+    """torchcodec's Resize always anti-aliases, PyAV's and decord's bilinear scaler does not: resized frames
+    differ (documented in docs/benchmarks.md); on smooth content by a few grey levels."""
+    path = tmp_path / "ramp.mp4"
+    ramp = np.broadcast_to(np.linspace(0, 255, 96, dtype=np.float64)[None, :, None], (64, 96, 3))
+    write_video(path, [ramp.astype(np.uint8)] * 4, fps=4.0)
+    with FrameReader(path, backend="torchcodec", size=(32, 48)) as t, \
+            FrameReader(path, backend="pyav", size=(32, 48)) as p:
+        a, b = t.read([1]).astype(int), p.read([1]).astype(int)
+    assert np.abs(a - b).mean() < 3
 
 
 def test_a_batch_decord_fails_on_is_decoded_by_pyav(video):
@@ -152,11 +170,11 @@ def test_info_of_a_known_file(video, backend):
     assert info.duration == pytest.approx(NUM_FRAMES / FPS)
 
 
-def test_backends_agree_on_info(tmp_path):
-    pytest.importorskip("decord")
+@pytest.mark.parametrize("other", [b for b in backend_params() if b != "pyav"])
+def test_backends_agree_on_info(tmp_path, other):
     path = tmp_path / "odd_rate.mp4"
     write_video(path, np.stack([index_frame(i, 36, 52) for i in range(23)]), fps=12.5)  # an array, not a generator
-    with FrameReader(path, backend="decord") as d, FrameReader(path, backend="pyav", size=(20, 20)) as p:
+    with FrameReader(path, backend=other) as d, FrameReader(path, backend="pyav", size=(20, 20)) as p:
         assert (d.info.num_frames, d.info.fps, d.info.width, d.info.height) == (23, 12.5, 52, 36)
         assert d.info == p.info
         assert decode_indices(d.read([0, 11, 22])) == decode_indices(p.read([0, 11, 22])) == [0, 11, 22]
@@ -183,7 +201,8 @@ def test_variable_frame_rate_index_is_the_frame_on_screen(tmp_path):
     container.close()
 
     infos, frames = [], []
-    for name in ["pyav", "decord"] if _has_decord() else ["pyav"]:
+    names = ["pyav", *(["decord"] if _has_decord() else []), *(["torchcodec"] if torchcodec_status() is None else [])]
+    for name in names:
         with FrameReader(path, backend=name) as reader:
             infos.append(reader.info)
             frames.append(decode_indices(reader.read(range(reader.info.num_frames))))
@@ -197,8 +216,97 @@ def test_variable_frame_rate_index_is_the_frame_on_screen(tmp_path):
 
 def test_auto_backend_reads(video):
     with FrameReader(video) as reader:
-        assert reader.backend in ("decord", "pyav")
+        assert reader.backend == ("torchcodec" if torchcodec_status() is None else "pyav")
         assert decode_indices(reader.read([4, 38])) == [4, 38]
+
+
+@needs_torchcodec
+def test_auto_prefers_torchcodec_and_records_its_version(video):
+    import importlib.metadata
+
+    with FrameReader(video) as reader:
+        assert (reader.backend, reader.backend_version) == ("torchcodec", importlib.metadata.version("torchcodec"))
+    with FrameReader(video, backend="pyav") as reader:
+        assert (reader.backend, reader.backend_version) == ("pyav", av.__version__)
+
+
+def test_auto_falls_back_to_pyav_when_torchcodec_does_not_import(video, monkeypatch, caplog):
+    import sys
+
+    import adapttoken_plugin.video.reader as reader_module
+
+    monkeypatch.setitem(sys.modules, "torchcodec", None)  # `import torchcodec` raises ImportError
+    monkeypatch.setattr(reader_module, "_fallback_noted", False)
+    assert torchcodec_status() == "torchcodec is not installed"
+    with caplog.at_level("WARNING"), FrameReader(video) as reader:
+        assert reader.backend == "pyav"
+        assert decode_indices(reader.read([4, 38])) == [4, 38]
+    assert caplog.records == []  # not installed: the user chose PyAV, nothing to say
+    with pytest.raises(ConfigError, match="torchcodec is not installed"):
+        FrameReader(video, backend="torchcodec")
+
+
+def test_auto_says_once_when_torchcodec_cannot_load_ffmpeg(video, monkeypatch, caplog):
+    import types
+
+    import adapttoken_plugin.video.reader as reader_module
+
+    # what torchcodec looks like on a machine without FFmpeg libraries: it imports, its video ops do not load
+    broken = types.ModuleType("torchcodec")
+    broken.__version__, broken.ffmpeg_major_version = "0.17.0", None
+    monkeypatch.setitem(__import__("sys").modules, "torchcodec", broken)
+    monkeypatch.setattr(reader_module, "_fallback_noted", False)
+    with caplog.at_level("WARNING"):
+        for _ in range(3):
+            with FrameReader(video) as reader:
+                assert reader.backend == "pyav"
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 1 and "cannot load FFmpeg" in lines[0] and "PyAV" in lines[0] and "\n" not in lines[0]
+    with pytest.raises(ConfigError, match="cannot load FFmpeg"):
+        FrameReader(video, backend="torchcodec")
+
+
+@needs_torchcodec
+def test_a_batch_torchcodec_fails_on_is_decoded_by_pyav(video):
+    indices = [3, 8, 21]
+    with FrameReader(video, backend="torchcodec", size=(24, 32)) as reader, \
+            FrameReader(video, backend="pyav", size=(24, 32)) as pyav:
+        impl = reader._impl
+
+        class Failing:
+            def get_frames_played_at(self, seconds):
+                raise RuntimeError("Requested next frame while there are no more frames left to decode.")
+
+        impl._decoder = Failing()
+        frames = reader.read(indices)
+        assert impl.fallback_reads == 1
+        assert np.array_equal(frames, pyav.read(indices))
+        assert np.array_equal(reader.read([5]), pyav.read([5])) and impl.fallback_reads == 2  # PyAV from now on
+    assert decode_indices(frames) == indices
+
+
+def test_pyav_seeks_across_gaps_longer_than_a_keyframe_interval(tmp_path, monkeypatch):
+    """Opening probes the file's end; the keyframe interval must not be measured across that jump, or every
+    later gap looks shorter than one interval and is decoded frame by frame instead of seeked over."""
+    from adapttoken_plugin.video.pyav_backend import PyAVBackend
+
+    path = tmp_path / "long.mp4"
+    write_video(path, (index_frame(i % 256, 16, 16) for i in range(400)), fps=FPS)  # a keyframe every 8 frames
+    decoded = []
+    next_frame = PyAVBackend._next_frame_object
+
+    def counting(self):
+        frame = next_frame(self)
+        decoded.append(frame is not None)
+        return frame
+
+    monkeypatch.setattr(PyAVBackend, "_next_frame_object", counting)
+    with FrameReader(path, backend="pyav") as reader:
+        assert decode_indices(reader.read([200])) == [200 % 256]
+        decoded.clear()
+        assert decode_indices(reader.read([300])) == [300 % 256]
+    # up to the next keyframe (where the interval is learnt), then from the keyframe before 300: not 100 frames
+    assert sum(decoded) <= 2 * int(FPS) + 1
 
 
 def test_write_video_keeps_colours(tmp_path):
@@ -457,3 +565,44 @@ def test_a_killed_write_leaves_nothing_at_the_path(tmp_path):
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=120)
     assert done.returncode == -9, done.stderr
     assert not path.exists()
+
+
+@needs_torchcodec
+def test_torchcodec_decodes_on_the_cpu_when_the_cuda_decoder_cannot_open(video, monkeypatch, caplog):
+    import torchcodec.decoders
+
+    import adapttoken_plugin.video.torchcodec_backend as backend_module
+
+    real = torchcodec.decoders.VideoDecoder
+    devices = []
+
+    def decoder(path, device="cpu", **options):
+        devices.append(device)
+        if device != "cpu":
+            raise RuntimeError("Unsupported device: cuda (no NVDEC in this build)")
+        return real(path, device=device, **options)
+
+    monkeypatch.setattr(torchcodec.decoders, "VideoDecoder", decoder)
+    monkeypatch.setattr(backend_module, "_cpu_noted", False)
+    with caplog.at_level("WARNING"):
+        for _ in range(2):
+            with FrameReader(video, backend="torchcodec", size=(24, 32), device="cuda:0") as reader:
+                assert reader.device == "cpu"
+                assert decode_indices(reader.read([2, 30])) == [2, 30]
+    assert devices == ["cuda:0", "cpu"] * 2
+    assert len(caplog.records) == 1 and "cuda:0" in caplog.records[0].getMessage()
+
+
+def test_closing_a_decord_reader_returns_its_freed_heap_to_the_os(video, monkeypatch):
+    pytest.importorskip("decord")
+    import adapttoken_plugin.video.decord_backend as decord_module
+    from adapttoken_plugin.video._common import release_freed_memory
+
+    release_freed_memory()  # runs here (glibc) without error; a no-op elsewhere
+    calls = []
+    monkeypatch.setattr(decord_module, "release_freed_memory", lambda: calls.append(1))
+    reader = FrameReader(video, backend="decord", size=(24, 32))
+    assert decode_indices(reader.read([1, 30])) == [1, 30]
+    reader.close()
+    reader.close()
+    assert calls == [1]

@@ -88,3 +88,31 @@ def test_bad_settings_fail_before_the_model_is_loaded(tmp_path):
                                                   "adapttoken_llava_package=llavaction")
     with pytest.raises(ConfigError, match="cannot import 'no_such_fork'"):
         AdaptTokenLlavaVid(pretrained=str(missing), adapttoken_llava_package="no_such_fork")
+
+
+def test_consecutive_requests_on_one_video_decode_it_once(files, tmp_path, monkeypatch):
+    from lmms_eval.api.instance import Instance
+    from tiny_llava import noise_video
+
+    from adapttoken_plugin.integrations.lmms_eval.llava_vid import AdaptTokenLlavaVid
+
+    checkpoint, video = files
+    model = AdaptTokenLlavaVid.create_from_arg_string(f"pretrained={checkpoint},{ARGS},{OURS},adapttoken_budget=40",
+                                                      {"batch_size": 1, "device": "cpu"})
+    import lmms_eval.models.simple.llava_vid as llava_vid
+
+    reads, load = [], llava_vid.LlavaVid.load_video
+    monkeypatch.setattr(llava_vid.LlavaVid, "load_video", lambda self, path, *a, **kw: reads.append(path) or
+                        load(self, path, *a, **kw))
+    other = noise_video(tmp_path / "other.mp4")
+    model.task_dict = {"t": {"test": {0: {"video": str(video)}, 1: {"video": str(other)}}}}
+
+    def request(prompt, doc):
+        return Instance(request_type="generate_until", idx=0, metadata={"task": "t", "doc_id": doc, "repeats": 1},
+                        arguments=(prompt, {"max_new_tokens": 4}, lambda d: [d["video"]], doc, "t", "test"))
+
+    replies = model.generate_until([request("t5 t6 t7 t8", 0), request("t6 t7", 0), request("t5 t6 t7 t8", 1),
+                                    request("t5 t6 t7 t8", 0)])
+    assert reads == [str(video), str(other), str(video)]  # one decode per run of requests on a video
+    assert replies[3] == replies[0]
+    assert not model._last_video[1][0].flags.writeable

@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 from ..checks import DTYPES, check_device, check_output_folder, positive_int, require
-from ..config import AdaptTokenConfig
+from ..config import VIDEO_BACKENDS, AdaptTokenConfig
 from ..errors import AdaptTokenError, ConfigError
 from ..loading import load_model  # the checkpoint at --model; None: the bundled trained toy model
 from ..registry import SELECTORS
@@ -54,7 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="other AdaptTokenConfig settings; they "
                      "hold for every item (the needle set's own fps and max_frames included)")
     run.add_argument("--max-new-tokens", type=positive_int, default=4)
-    run.add_argument("--backend", default="auto", choices=("auto", "decord", "pyav"), help="video decoder")
+    run.add_argument("--backend", default="auto", choices=VIDEO_BACKENDS,
+                     help="video decoder (auto: torchcodec when it loads, else PyAV)")
     run.add_argument("--out", default="runs/ablate", help="output folder (results, table, plots; resumable)")
     run.add_argument("--cache", default=None, help="evidence cache folder (default: <out>/evidence)")
     run.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads (default: torch's "

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import VideoReadError
-from ._common import HALF_UP, error_cause, pyav_available
+from ._common import HALF_UP, error_cause, pyav_available, release_freed_memory
 from .pyav_backend import PyAVBackend
 from .sampling import VideoInfo
 
@@ -117,11 +117,13 @@ class DecordBackend:
         return self._fallback
 
     def close(self) -> None:
-        """Drop the decord reader and the PyAV fallback, if any."""
-        self._reader = None
+        """Drop the decord reader and the PyAV fallback, if any, and return decord's freed heap to the OS."""
+        had_reader, self._reader = self._reader is not None, None
         if self._fallback is not None:
             self._fallback.close()
             self._fallback = None
+        if had_reader:
+            release_freed_memory()
 
 
 def _to_numpy(batch: Any) -> np.ndarray:

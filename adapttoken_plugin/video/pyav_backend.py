@@ -74,6 +74,11 @@ class PyAVBackend:
             raise
         self.info = VideoInfo(path=path, num_frames=num_frames, fps=self._fps, width=native[1], height=native[0])
 
+    @property
+    def start_seconds(self) -> float:
+        """Stream time (s) of the first frame: where index 0 is (torchcodec asks for frames by stream time)."""
+        return self._origin * self._time_base
+
     # -- opening and probing -----------------------------------------------------------------------
 
     def _open_container(self) -> None:
@@ -94,6 +99,7 @@ class PyAVBackend:
         self._frames = self._container.decode(self._stream)
         self._current = self._pending = None
         self._last_index = -1
+        self._last_key = -1  # a keyframe interval is measured between keyframes decoded in one run, never across a jump
 
     def _stream_fps(self) -> float:
         for rate in (self._stream.average_rate, self._stream.guessed_rate):
@@ -164,6 +170,7 @@ class PyAVBackend:
             return False
         self._frames = self._container.decode(self._stream)
         self._current = self._pending = None
+        self._last_key = -1
         return True
 
     def _next_frame_object(self) -> Any:
@@ -214,6 +221,7 @@ class PyAVBackend:
             if not self._seek_seconds(target / self._fps):
                 self._open_container()
         back_s = 0.0
+        jumped = False
         while True:
             decoded = self._next_decoded()
             if decoded is None:
@@ -223,6 +231,12 @@ class PyAVBackend:
                 self._current = decoded
                 if decoded.index == target:
                     return decoded.frame
+                if not jumped and decoded.frame.key_frame and 0 < self._gop < target - decoded.index:
+                    # the keyframe interval was learnt on the way (the default guess is 250 frames): a seek
+                    # now skips the frames still before the target's keyframe
+                    jumped = True
+                    if not self._seek_seconds(target / self._fps):
+                        self._open_container()
                 continue
             if self._current is not None:
                 self._pending = decoded

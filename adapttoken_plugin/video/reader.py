@@ -1,35 +1,66 @@
-"""`FrameReader`: the chosen frames of one video file, resized while decoding, by decord or PyAV.
+"""`FrameReader`: the chosen frames of one video file, resized while decoding, by torchcodec, PyAV or decord.
 
-The backend is chosen here ("auto": decord when it imports and opens the file, else PyAV); the
-backends themselves live in `decord_backend` and `pyav_backend`.
+The backend is chosen here ("auto": torchcodec when it can load FFmpeg and opens the file, else PyAV;
+decord only when asked for by name); the backends themselves live in `torchcodec_backend`,
+`pyav_backend` and `decord_backend`.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Sequence
 
 import numpy as np
 
+from ..config import VIDEO_BACKENDS
 from ..errors import ConfigError, VideoReadError
 from ._common import decord_available, pyav_available
 from .decord_backend import DecordBackend
 from .pyav_backend import PyAVBackend
 from .sampling import VideoInfo
+from .torchcodec_backend import TorchCodecBackend, torchcodec_status
 
-BACKENDS = ("auto", "decord", "pyav")
+BACKENDS = VIDEO_BACKENDS
+
+logger = logging.getLogger(__name__)
+_fallback_noted = False  # the "torchcodec cannot load, decoding with PyAV" line is logged once per process
+
+
+def _note_auto_fallback(reason: str) -> None:
+    global _fallback_noted
+    if not _fallback_noted:
+        _fallback_noted = True
+        logger.warning("adapttoken: %s; video decoding uses PyAV (backend='auto')", reason)
+
+
+def backend_version(name: str) -> str:
+    """Version string of an installed backend ("torchcodec", "pyav" or "decord")."""
+    import importlib.metadata
+
+    package = {"torchcodec": "torchcodec", "pyav": "av", "decord": "decord"}[name]
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:  # imported from a source tree: ask the module
+        module = __import__(package)
+        return str(getattr(module, "__version__", "unknown"))
 
 
 class FrameReader:
     """Reads chosen frames of one video file, resized while decoding.
 
-    FrameReader(path, backend="auto", size=None)
-        backend: "decord", "pyav", or "auto" (decord when it imports and opens the file, else PyAV). With
-            PyAV installed, once decord fails to decode a batch, PyAV decodes it and the rest (decord's
-            threaded decoder can fail at random next to a broken stretch of the file, and it fails to
-            scale to some small sizes).
+    FrameReader(path, backend="auto", size=None, device="cpu")
+        backend: "torchcodec", "pyav", "decord", or "auto" (torchcodec when it can load FFmpeg and opens the
+            file, else PyAV; when torchcodec is installed but cannot load FFmpeg, one line is logged once).
+            decord (unmaintained since 2021) is used only when named, for parity with numbers made with it.
+            With PyAV installed, once torchcodec or decord fails to decode a batch, PyAV decodes it and the
+            rest (decord's threaded decoder can fail at random next to a broken stretch of the file and fails
+            to scale to some small sizes; torchcodec can report a false end of stream).
         size: (height, width) in pixels to resize every frame to during decoding; None keeps the native size.
+        device: where torchcodec decodes ("cpu", or "cuda[:N]" for NVDEC); the other backends decode on the CPU.
     .info -> VideoInfo (native size, frame count checked against what decodes)
+    .backend, .backend_version -> the backend in use and its version ("torchcodec", "0.17.0")
+    .device -> where it decodes ("cpu" unless torchcodec decodes on a CUDA device)
     .read(indices) -> uint8 array (len(indices), H, W, 3), RGB, frames in the order given
     .close(); also a context manager.
 
@@ -38,7 +69,8 @@ class FrameReader:
     frameless file.
     """
 
-    def __init__(self, path: str | os.PathLike[str], backend: str = "auto", size: tuple[int, int] | None = None):
+    def __init__(self, path: str | os.PathLike[str], backend: str = "auto", size: tuple[int, int] | None = None,
+                 device: str = "cpu"):
         if backend not in BACKENDS:
             raise ConfigError(f"backend={backend!r} is not known: expected one of {BACKENDS}")
         if size is not None:
@@ -51,10 +83,9 @@ class FrameReader:
             raise VideoReadError(f"cannot read video {self.path!r}: no such file")
         if not os.path.isfile(self.path):
             raise VideoReadError(f"cannot read video {self.path!r}: not a regular file")
-        self._impl: DecordBackend | PyAVBackend | None = None
-        if backend != "decord" and not pyav_available() and (backend == "pyav" or not decord_available()):
-            raise ConfigError(f"backend={backend!r} needs PyAV, which does not import: pip install 'adapttoken[video]'"
-                              " (PyAV and, where it has a wheel, decord)")
+        self._impl: TorchCodecBackend | DecordBackend | PyAVBackend | None = None
+        if backend == "pyav" and not pyav_available():
+            raise ConfigError("backend='pyav' needs PyAV, which does not import: pip install 'adapttoken[video]'")
         if backend == "pyav":
             self._impl = PyAVBackend(self.path, size)
         elif backend == "decord":
@@ -62,18 +93,26 @@ class FrameReader:
                 raise ConfigError("backend='decord' was asked but decord does not import: pip install decord (x86-64 "
                                   "Linux and Windows wheels), or use backend 'pyav' or 'auto'")
             self._impl = DecordBackend(self.path, size)
-        elif decord_available():
+        elif backend == "torchcodec":
+            if (reason := torchcodec_status()) is not None:
+                raise ConfigError(f"backend='torchcodec' was asked but {reason}; use 'pyav' or 'auto'")
+            self._impl = TorchCodecBackend(self.path, size, device)
+        elif (reason := torchcodec_status()) is None:
             try:
-                self._impl = DecordBackend(self.path, size)
-            except VideoReadError as decord_error:
-                # decord refuses some files PyAV reads (a truncated mp4 decord cannot index, for one)
+                self._impl = TorchCodecBackend(self.path, size, device)
+            except VideoReadError as torchcodec_error:
+                # FFmpeg refuses some files PyAV's own FFmpeg reads (other build, other codecs)
                 try:
                     self._impl = PyAVBackend(self.path, size)
                 except VideoReadError as pyav_error:
-                    raise VideoReadError(f"{pyav_error}; decord also failed: {decord_error}") from pyav_error
+                    raise VideoReadError(f"{pyav_error}; torchcodec also failed: {torchcodec_error}") from pyav_error
         else:
+            if reason != "torchcodec is not installed":  # installed but unusable: worth one line
+                _note_auto_fallback(reason)
             self._impl = PyAVBackend(self.path, size)
         self.backend = self._impl.name
+        self.backend_version = backend_version(self.backend)
+        self.device = getattr(self._impl, "device", "cpu")
         self._info = self._impl.info
 
     @property
@@ -123,7 +162,7 @@ class FrameReader:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _open(self) -> DecordBackend | PyAVBackend:
+    def _open(self) -> TorchCodecBackend | DecordBackend | PyAVBackend:
         if self._impl is None:
             raise VideoReadError(f"the FrameReader of {self.path!r} is closed")
         return self._impl

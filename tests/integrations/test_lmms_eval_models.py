@@ -52,6 +52,35 @@ def test_qwen_replies_equal_the_pipeline_answers(qwen_lmm, needle_videos):
     assert all(reply[:1] in "ABCD" and reply for reply in replies)
 
 
+def test_consecutive_questions_on_one_video_decode_and_encode_it_once(qwen_lmm, needle_videos):
+    """VideoMME asks three questions per video, one request after another: the model's one Pipeline keeps the
+    video's frames and group features, and the replies are those of a fresh pipeline per question."""
+    questions = ["What colour was the large shape that appeared briefly?", "Which colour did the shape have?",
+                 "What was the colour of the brief large shape?"]
+    options = "\nA. red\nB. green\nC. blue\nD. yellow\nAnswer with the option's letter from the given choices directly."
+    video = str(needle_videos[2])
+    qwen_lmm.task_dict = {"t": {"test": {0: {"video": video}}}}
+    requests = [Instance("generate_until", (q + options, {"max_new_tokens": 4}, lambda doc: [doc["video"]], 0, "t",
+                                            "test"), idx=0, metadata={"task": "t", "doc_id": 0, "repeats": 1})
+                for q in questions]
+    qwen_lmm.pipeline.clear_cache()
+    traces, answer_request = [], qwen_lmm.pipeline.answer
+    qwen_lmm.pipeline.answer = lambda *a, **kw: traces.append(answer_request(*a, **kw)) or traces[-1]
+    try:
+        replies = qwen_lmm.generate_until(requests)
+    finally:
+        del qwen_lmm.pipeline.answer
+    decoded = [a.trace.frames_decoded for a in traces]
+    encoded = [a.trace.encoder_calls for a in traces]
+    assert decoded[0] == 256 and decoded[1:] == [0, 0]
+    assert encoded[0] == 4 and encoded[1:] == [0, 0]  # 4 groups of 64 frames
+    model, processor = load_needle_model()
+    expected = [Pipeline(model, processor, AdaptTokenConfig.from_dict(NEEDLE_ARGS)).answer(video, q + options,
+                                                                                         max_new_tokens=4).text
+                for q in questions]
+    assert replies == expected
+
+
 @pytest.mark.parametrize("gen_kwargs", [{"temperature": 0.7}, {"do_sample": True}, {"num_beams": 4}])
 def test_sampling_or_beam_search_is_refused(qwen_lmm, needle_videos, gen_kwargs):
     with pytest.raises(UnsupportedInputError, match="greedily"):

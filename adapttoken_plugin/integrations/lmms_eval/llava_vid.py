@@ -7,6 +7,9 @@ adapttoken_llava_package=llavaction --tasks videomme_local ...
 Every `adapttoken_*` argument is popped and parsed into an `AdaptTokenConfig` (strings coerced; an unknown
 key raises `ConfigError` naming it) before `llava_vid`, which refuses unknown arguments, sees the rest.
 After `llava_vid` has loaded the model, `integrations.llava.enable` switches the selector stage on.
+`llava_vid` decodes the sampled frames of each request's video (`load_video`, decord); the last video's
+frames are kept for the next request on the same file, as VideoMME's three questions per video arrive one
+after another.
 
 `adapttoken_llava_package` names the fork (default `llava`). lmms-eval's `llava_vid` module imports
 `llava.*` at its top, so for another name the fork's modules are registered under `llava` first
@@ -17,6 +20,7 @@ returns an instance of `AdaptTokenLlavaVid` bound to `LlavaVid` for that package
 from __future__ import annotations
 
 import importlib
+import os
 from typing import Any
 
 from lmms_eval.api.model import lmms
@@ -72,6 +76,21 @@ class AdaptTokenLlavaVid(lmms):
 
     def __init__(self, **kwargs: Any) -> None:
         config, package, rest = split_model_args(kwargs)  # bad settings fail before the model is loaded
+        self._last_video: tuple[tuple[Any, ...], Any] | None = None
         super().__init__(**rest)
         self.adapttoken_config = config
         enable(self.model, config, package=package)
+
+    def load_video(self, video_path: str, max_frames_num: int, fps: float, force_sample: bool = False) -> Any:
+        """`llava_vid.load_video` (frames (F, H, W, 3) uint8, their times, the duration), read once per video:
+        the result for the last file (same path, size and modification time, same sampling) is returned again,
+        its frames read-only (llava_vid's preprocessing copies them). Holds no more than one request needs."""
+        stat = os.stat(video_path)
+        key = (os.fspath(video_path), stat.st_size, stat.st_mtime_ns, max_frames_num, fps, force_sample)
+        if self._last_video is None or self._last_video[0] != key:
+            self._last_video = None  # the previous video's frames go before this one's are decoded
+            loaded = super().load_video(video_path, max_frames_num, fps, force_sample)
+            if hasattr(loaded[0], "flags"):
+                loaded[0].flags.writeable = False
+            self._last_video = (key, loaded)
+        return self._last_video[1]

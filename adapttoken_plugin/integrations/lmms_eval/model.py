@@ -55,7 +55,8 @@ class AdaptTokenLMM(lmms):
         batch_size: must be 1 (requests are answered one at a time).
         torch_dtype: `auto` (the checkpoint's dtype), `bfloat16`, `float16` or `float32`.
         attn_implementation: passed to `from_pretrained` (None: transformers' default, sdpa).
-        video_decode_backend: `auto`, `decord` or `pyav` (the streaming pipeline's frame reader).
+        video_decode_backend: `auto` (torchcodec when it loads, else PyAV), `torchcodec`, `pyav` or `decord`
+            (the streaming pipeline's frame reader).
         **kwargs: `adapttoken_*` settings (see `AdaptTokenConfig`) and the family arguments the
             subclass lists; anything else raises `ConfigError`.
     """
