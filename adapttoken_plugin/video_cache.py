@@ -43,8 +43,9 @@ CHUNK_FRAMES = 64
 #: the most a group read alone may cost per frame, relative to one pass, for Lite to read group by group. Lite
 #: visits about a third of the groups, and growing batches read about 1.4 times what it visits, each frame at
 #: about 0.7 of the single-group cost: about 0.3 x cost of one pass, a saving up to a cost of 3. Measured in
-#: docs/benchmarks.md: a 4,000-frame video sampled at every frame (keyframe every 8: cost 3) and a long-GOP video
-#: at 2 fps (cost 3.5): Lite on a quarter of the groups was faster in batches on the first, in one pass on the second
+#: docs/benchmarks.md: a 4,000-frame video sampled at every frame (keyframe every 7: cost 2.75) and a long-GOP
+#: video at 2 fps (cost 3.5): Lite on a quarter of the groups was faster in batches on the first, in one pass on
+#: the second
 GROUP_READ_COST_LIMIT = 3.0
 
 
