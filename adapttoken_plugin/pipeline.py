@@ -44,13 +44,16 @@ from .stage import Query, Stage, StageResult
 from .trace import Trace
 from .video import BACKENDS, FrameReader, VideoInfo, sample_frame_indices, video_key_of_file
 from .video._common import pyav_available
+from .video.pyav_backend import keyframe_interval
 from .video_cache import (
+    GROUP_READ_COST_LIMIT,
     ByteBudgetCache,
     DecodePlan,
     DiskFrames,
     FeatureCachingAdapter,
     FrameSource,
     UnitPixels,
+    group_read_cost,
     plan_decoding,
     video_id_of,
 )
@@ -193,6 +196,11 @@ class VideoSession:
         return self.source.frames_decoded if self.source is not None else 0
 
     @property
+    def decode_order(self) -> str:
+        """How the frames are read: "one pass", "N passes", "growing batches" or "on demand" (`DecodePlan`)."""
+        return self.source.plan.describe() if self.source is not None else "on demand"
+
+    @property
     def layout(self) -> VideoLayout:
         """Token layout of the sampled frames (the plan's)."""
         return self.plan.layout
@@ -239,6 +247,7 @@ class Pipeline:
         self._plans: OrderedDict[tuple[str, str], VideoPlan] = OrderedDict()  # (content key, path) -> plan
         self._disk: tuple[str, DiskFrames] | None = None  # the frame file of the latest video (frame_cache=disk)
         self._decoded_by: dict[str, tuple[str, str, str]] = {}  # video id -> (backend, version, device)
+        self._keyframe_intervals: dict[str, float] = {}  # content key -> native frames between keyframes
         if decode_device is None:
             device = execution_device(model)
             decode_device = str(device) if device.type == "cuda" else "cpu"
@@ -379,7 +388,19 @@ class Pipeline:
         if cap is not None and max(len(g) for g in groups) * fpu * frame_bytes > cap:
             return None
         may_stop_early = type(selector).should_stop is not Selector.should_stop
+        if may_stop_early and len(groups) > 1:
+            step = float(np.median(np.diff(plan.indices))) if len(plan.indices) > 1 else 1.0
+            may_stop_early = group_read_cost(self._keyframe_interval(plan), step, fpu, len(groups)) \
+                <= GROUP_READ_COST_LIMIT
         return plan_decoding(groups, fpu, frame_bytes, may_stop_early, cap)
+
+    def _keyframe_interval(self, plan: VideoPlan) -> float:
+        """Native frames between the video's keyframes (from its first packets; kept per video)."""
+        key = plan.content_key or str(plan.path)
+        if key not in self._keyframe_intervals:
+            # without PyAV to look: x264's default interval, the most common
+            self._keyframe_intervals[key] = keyframe_interval(str(plan.path)) if pyav_available() else 250.0
+        return self._keyframe_intervals[key]
 
     def _disk_frames(self, video_id: str, count: int, frame_shape: tuple[int, int, int]) -> DiskFrames:
         """The frame file of this video: kept from its last session, or new (the previous video's is deleted)."""
@@ -395,6 +416,7 @@ class Pipeline:
         self._plans.clear()
         self.cache.clear()
         self._decoded_by.clear()
+        self._keyframe_intervals.clear()
         if self._disk is not None:
             self._disk[1].close()
             self._disk = None
@@ -451,4 +473,5 @@ class Pipeline:
         trace.video_backend, trace.video_backend_version = session.video_backend, session.video_backend_version
         trace.video_decode_device = session.video_decode_device
         trace.frames_decoded, trace.encoder_calls = session.frames_decoded, self.adapter.encoded - encoded
+        trace.decode_order = session.decode_order
         return self.generate_answer(prompt, session.layout, result, options, max_new_tokens)

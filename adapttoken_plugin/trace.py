@@ -53,6 +53,7 @@ class Trace:
     video_decode_device: str | None = None  # where it decoded ("cpu", "cuda:0": torchcodec's NVDEC)
     frames_decoded: int | None = None  # streaming pipeline: frames decoded for this answer (0: all were cached)
     encoder_calls: int | None = None  # streaming pipeline: vision-encoder calls made (cached features need none)
+    decode_order: str | None = None  # streaming pipeline: "one pass", "growing batches", "on demand" (video_cache)
 
     @property
     def groups_visited(self) -> int:

@@ -14,7 +14,9 @@ the decoder over the video, seeking across long gaps), following the stage's vis
   (reading group by group seeks once per unit; on a long-GOP video that decodes several times more frames);
 - a selector that may stop early (AdaptToken-Lite) gets batches of 1, 1, 2, 4, ... groups, batch j+1 started
   only once the stage has asked for a group of batch j: it never decodes more than one batch beyond the
-  group it is on, and a long visit still reads most frames in long passes;
+  group it is on, and a long visit still reads most frames in long passes. Reading a group alone costs more
+  per frame than a pass (a seek to the keyframe before each unit): where `group_read_cost` estimates more
+  than GROUP_READ_COST_LIMIT times, Lite gets the one pass too;
 - a selector without group passes decodes on demand (its requests come in time order).
 
 Measured choices and numbers: docs/benchmarks.md ("Background decoding").
@@ -38,6 +40,29 @@ import torch
 #: frames read by one decoder call of the background decoder: small enough that a stop or an on-demand read
 #: waits little, large enough that a batch reader sorts and seeks well
 CHUNK_FRAMES = 64
+#: the most a group read alone may cost per frame, relative to one pass, for Lite to read group by group. Lite
+#: visits about a third of the groups, and growing batches read about 1.4 times what it visits, each frame at
+#: about 0.7 of the single-group cost: about 0.3 x cost of one pass, a saving up to a cost of 3. Measured in
+#: docs/benchmarks.md: a 4,000-frame video sampled at every frame (keyframe every 7: cost 2.75) and a long-GOP
+#: video at 2 fps (cost 3.5): Lite on a quarter of the groups was faster in batches on the first, in one pass on
+#: the second
+GROUP_READ_COST_LIMIT = 3.0
+
+
+def group_read_cost(keyframe_interval: float, step: float, frames_per_unit: int, num_groups: int) -> float:
+    """Estimated frames decoded per frame delivered when one interleaved group is read alone, relative to one
+    time-ordered pass over every sampled frame (which decodes each native frame once).
+
+    keyframe_interval: native frames between keyframes; step: native frames between consecutive samples.
+    Units of one group lie num_groups * frames_per_unit * step native frames apart. Farther than a keyframe
+    interval, each unit costs a seek to the keyframe before it (half an interval on average) and its own frames:
+    1 + interval / (2 * frames_per_unit * step). Closer, a group read decodes the whole span like a pass, for
+    1 / num_groups of its frames: num_groups.
+    """
+    step = max(step, 1.0)
+    if num_groups * frames_per_unit * step < keyframe_interval:
+        return float(num_groups)
+    return 1.0 + keyframe_interval / (2.0 * frames_per_unit * step)
 
 
 class ByteBudgetCache:
@@ -195,6 +220,14 @@ class DecodePlan:
     def empty(cls) -> DecodePlan:
         """No background decoding: every frame is read when asked for."""
         return cls((), {}, np.zeros(0, dtype=np.int64), {}, False)
+
+    def describe(self) -> str:
+        """"on demand", "growing batches" (ahead), "one pass" or "N passes" (a pass split by the byte budget)."""
+        if not self.batches:
+            return "on demand"
+        if self.ahead:
+            return "growing batches"
+        return "one pass" if len(self.batches) == 1 else f"{len(self.batches)} passes"
 
 
 def plan_decoding(groups: Sequence[torch.Tensor], frames_per_unit: int, frame_bytes: int, may_stop_early: bool,

@@ -1,19 +1,33 @@
-"""Peak memory and time: the streaming pipeline vs the unmodified model given the whole video at once.
+"""Memory and time of the streaming pipeline on the bundled toy model: what the frame cache holds, what decoding
+in the background saves, what a second question on the same video costs.
 
-Modes: `pipeline` (AdaptToken, frame_cache=memory: sampled frames decoded once into RAM),
-`pipeline-off` (frame_cache=off: each group decoded on demand, least memory), `pipeline-full` (the
-`full` selector: no group pass, so no scoring hook) and `one-piece` (the unmodified model on the whole
-clip through its processor).
+Sections (each prints a markdown table; everything is written to one JSON file):
 
-Two tables: peak memory against the video's length (`--frames`, a short question), then against the
-question's length (`--question-chars`, characters of question text: one token per character on the toy
-model's byte-level tokenizer; `--question-frames` frames). Each measurement runs in a fresh subprocess
-(peak RSS is per process) on the tiny toy model, so the numbers isolate what the *input handling* costs:
-decoded frames, pixel tensors, visual features, the scoring rows and activations. Prints markdown tables
-and writes JSON.
+- `memory`: peak RSS of one AdaptToken answer (budget 512) at each frame count, each in a fresh process, per
+  frame cache: `memory` (the default: sampled frames in RAM within video_cache_mib = 2048), `memory 16 MiB`
+  (video_cache_mib=16: frames beyond it dropped and decoded again), `disk`, `off`, and `one-piece` (the
+  unmodified model given the whole clip through its processor; up to 4,096 frames).
+- `overlap`: seconds per answer with and without background decoding (decode_ahead), AdaptToken (every group)
+  and Lite stopped after a quarter of the groups (theta=100, min_groups=G/4, so that every run visits the same
+  groups), on the toy video and on a long-GOP video. The configurations take turns, repeated; the table shows
+  each one's fastest run.
+- `questions`: three questions on one video with one Pipeline (what lmms-eval does for VideoMME), against a
+  fresh Pipeline per question (what it did before).
+- `question-length`: peak RSS against the question's length (`--question-chars`, characters of question text:
+  one token per character on the toy model's byte-level tokenizer; `--question-frames` frames): AdaptToken,
+  the `full` selector (no group pass, so no scoring rows) and `one-piece`. The scoring rows are computed in
+  chunks, so a long question costs memory in proportion to its length, not to its square.
 
-    python scripts/bench_memory.py                        # 256, 1024, 8192 frames; 100 to 10,000 characters
-    python scripts/bench_memory.py --frames --question-chars 100000   # the question table only
+Peak RSS is measured over the process's RSS after the model is loaded and the decoder imported (importing
+torchcodec loads CUDA libraries once per process: scripts/bench_decoders.py reports that apart). torchcodec
+is given PyAV's FFmpeg when the system has none (scripts/torchcodec_ffmpeg.py). The model computes on
+`--threads` torch threads (default 1: the background decoder gets the other core of a 2-core machine, as
+it gets the CPU beside a GPU; on a shared, busy machine more threads than free cores make every timing
+erratic).
+
+    python scripts/bench_memory.py                                 # 1,000 / 4,000 / 10,000 frames, all sections
+    python scripts/bench_memory.py --frames 1000 --sections memory --out runs/bench_memory.json
+    python scripts/bench_memory.py --sections question-length --question-chars 100 10000 100000
 """
 
 from __future__ import annotations
@@ -27,8 +41,15 @@ import sys
 import time
 from pathlib import Path
 
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
 FRAME_SIDE = 56  # 56 x 56 px frames: 2 x 2 visual tokens per frame pair on the toy model
 VIDEO_FPS = 8.0
+QUESTION, OPTIONS = "What colour is the square?", ["red", "green", "blue", "yellow"]
+MEMORY_MODES = ("pipeline", "pipeline-16mib", "pipeline-disk", "pipeline-off", "one-piece")
+QUESTION_MODES = ("pipeline", "pipeline-full", "one-piece")
+ONE_PIECE_MAX = 4096  # the unmodified model on 10,000 frames needs several GB and minutes: not run
 
 
 def rss_mb() -> float:
@@ -37,11 +58,30 @@ def rss_mb() -> float:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
+def reset_peak_rss() -> None:
+    """Restart the kernel's peak-RSS count (Linux >= 4.0), so that a peak reached while loading the model or
+    importing a decoder is not taken for the answer's."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        pass
+
+
 def peak_rss_mb() -> float:
+    """Peak resident set size of this process since the last `reset_peak_rss`, MiB (Linux; elsewhere since start)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def make_video(path: Path, frames: int) -> Path:
+    """Random 56 x 56 frames at 8 fps, a keyframe every second (write_video)."""
     import numpy as np
 
     from adapttoken_plugin.video import write_video
@@ -55,33 +95,57 @@ def make_video(path: Path, frames: int) -> Path:
 
 def long_question(chars: int) -> str:
     """A question of `chars` characters (words of a fixed text, repeated, then the question itself)."""
-    ask = "What colour is the square?"
     filler = "Consider every frame of the video carefully before answering the question below. "
-    text = (filler * (chars // len(filler) + 1))[: max(0, chars - len(ask) - 1)]
-    return f"{text} {ask}" if text else ask
+    text = (filler * (chars // len(filler) + 1))[: max(0, chars - len(QUESTION) - 1)]
+    return f"{text} {QUESTION}" if text else QUESTION
+
+
+THREADS = 1  # torch threads of the model: --threads, passed on to the workers
+
+
+def _toy():
+    import torch
+
+    from adapttoken_plugin.toy import toy_model, toy_processor
+
+    torch.set_num_threads(THREADS)
+    return toy_model(), toy_processor(min_pixels=FRAME_SIDE**2, max_pixels=FRAME_SIDE**2)
+
+
+def _import_decoder() -> None:
+    """Import what `auto` decodes with before the baseline is taken (a one-off per process, reported apart)."""
+    from adapttoken_plugin.video.torchcodec_backend import torchcodec_status
+
+    if torchcodec_status() is None:
+        import torchcodec.decoders  # noqa: F401
+    import av  # noqa: F401
 
 
 def worker(mode: str, video: str, frames: int, budget: int, question_chars: int = 0) -> dict:
-    """One measurement in this process (see the module docstring for the modes)."""
+    """One answer in this process (the `memory` and `question-length` sections' modes; `pipeline` is also what
+    bench_needle.py runs)."""
     import torch
 
     from adapttoken_plugin import AdaptTokenConfig, Pipeline
-    from adapttoken_plugin.toy import toy_model, toy_processor
     from adapttoken_plugin.video import FrameReader, sample_frame_indices
 
-    torch.set_num_threads(2)
-    model = toy_model()
-    processor = toy_processor(min_pixels=FRAME_SIDE**2, max_pixels=FRAME_SIDE**2)
-    config = AdaptTokenConfig(fps=VIDEO_FPS, max_frames=frames, budget=budget, frames_per_group=64,
-                              frame_cache="off" if mode == "pipeline-off" else "memory",
-                              selector="full" if mode == "pipeline-full" else "adapttoken")
+    model, processor = _toy()
+    _import_decoder()
+    settings = {"pipeline": {}, "pipeline-16mib": {"frame_cache": "memory", "video_cache_mib": 16},
+                "pipeline-disk": {"frame_cache": "disk"}, "pipeline-off": {"frame_cache": "off"},
+                "pipeline-full": {"selector": "full"}}.get(mode, {})
     question = long_question(question_chars)
+    config = AdaptTokenConfig(fps=VIDEO_FPS, max_frames=frames, budget=budget, frames_per_group=64, **settings)
+    reset_peak_rss()
     base = rss_mb()
     start = time.perf_counter()
     if mode.startswith("pipeline"):
-        answer = Pipeline(model, processor, config).answer(video, question, ["red", "green", "blue", "yellow"])
-        extra = {"kept_tokens": answer.trace.kept_tokens, "total_tokens": answer.trace.total_tokens,
-                 "groups": len(answer.trace.groups), "seconds_by_stage": answer.trace.seconds}
+        pipe = Pipeline(model, processor, config)
+        answer = pipe.answer(video, question, OPTIONS)
+        t = answer.trace
+        extra = {"kept_tokens": t.kept_tokens, "total_tokens": t.total_tokens, "groups": len(t.groups),
+                 "seconds_by_stage": t.seconds, "frame_cache": t.frame_cache, "frames_decoded": t.frames_decoded,
+                 "video_backend": t.video_backend, "cache_peak_mib": pipe.cache.peak_bytes / 2**20}
     else:
         with FrameReader(video) as reader:
             indices = sample_frame_indices(reader.info, VIDEO_FPS, frames, multiple_of=2)
@@ -98,73 +162,226 @@ def worker(mode: str, video: str, frames: int, budget: int, question_chars: int 
             "peak_rss_mb": peak_rss_mb(), "rss_before_mb": base, "peak_over_base_mb": peak_rss_mb() - base, **extra}
 
 
-def measure(mode: str, video: Path, frames: int, budget: int, question_chars: int) -> dict:
-    """`worker` in a fresh process; a failure (out of memory, a raised error) becomes the row's `error`."""
-    proc = subprocess.run([sys.executable, __file__, "--worker", mode, str(video), str(frames), str(budget),
-                           str(question_chars)], capture_output=True, text=True)
+def overlap_worker(video: str, fps: float, frames: int, repeats: int) -> list[dict]:
+    """Seconds per answer of AdaptToken and of Lite (a quarter of the groups), with and without decode_ahead;
+    and both decoded in growing batches whatever the pipeline would choose (`..., batches`): the alternative it
+    does not take for selectors that visit every group, nor for Lite where a group read alone costs too much."""
+    import math
+
+    import adapttoken_plugin.pipeline as pipeline_module
+    from adapttoken_plugin import AdaptTokenConfig, Pipeline
+
+    model, processor = _toy()
+    _import_decoder()
+    base = AdaptTokenConfig(fps=fps, max_frames=frames, budget=512, frames_per_group=64)
+    groups = math.ceil(len(Pipeline(model, processor, base).plan_video(video).indices) / 64)
+    lite = {"selector": "adapttoken-lite", "theta": 100.0, "min_groups": max(1, round(groups / 4))}
+    configs = {(selector, ahead): base.replace(decode_ahead=ahead, **(lite if selector == "lite" else {}))
+               for selector in ("adapttoken", "lite") for ahead in (False, True)}
+    configs[("adapttoken, batches", True)] = base
+    configs[("lite, batches", True)] = configs[("lite", True)]
+    one_pass = pipeline_module.plan_decoding
+
+    def growing_batches(groups, frames_per_unit, frame_bytes, may_stop_early, max_batch_bytes):
+        return one_pass(groups, frames_per_unit, frame_bytes, True, max_batch_bytes)
+
+    runs: dict[tuple[str, bool], list[dict]] = {key: [] for key in configs}
+    for _ in range(repeats):  # the configurations take turns: a slow spell of a busy machine hits all of them
+        for key, config in configs.items():
+            pipeline_module.plan_decoding = growing_batches if key[0].endswith("batches") else one_pass
+            pipe = Pipeline(model, processor, config)  # a fresh cache each time: nothing carried over
+            start = time.perf_counter()
+            trace = pipe.answer(video, QUESTION, OPTIONS).trace
+            runs[key].append({"seconds": time.perf_counter() - start, "decode_wait": trace.seconds["decode"],
+                              "frames_decoded": trace.frames_decoded, "groups_visited": trace.groups_visited,
+                              "groups": len(trace.groups), "video_backend": trace.video_backend,
+                              "decode_order": trace.decode_order})
+    return [{"video": Path(video).name, "selector": selector, "decode_ahead": ahead, "frames": frames,
+             "all_seconds": [r["seconds"] for r in runs[(selector, ahead)]],
+             **min(runs[(selector, ahead)], key=lambda r: r["seconds"])} for selector, ahead in configs]
+
+
+def questions_worker(video: str, frames: int, repeats: int) -> list[dict]:
+    """Three questions on one video: one Pipeline for all (cached), or a fresh Pipeline per question."""
+    from adapttoken_plugin import AdaptTokenConfig, Pipeline
+
+    model, processor = _toy()
+    _import_decoder()
+    config = AdaptTokenConfig(fps=VIDEO_FPS, max_frames=frames, budget=512, frames_per_group=64)
+    questions = [QUESTION, "Which colour was the square?", "What was the colour of the square?"]
+    best: dict[tuple[str, int], dict] = {}
+    for _ in range(repeats):
+        for how in ("fresh pipeline per question", "one pipeline"):
+            shared = Pipeline(model, processor, config)
+            for q, question in enumerate(questions):
+                pipe = shared if how == "one pipeline" else Pipeline(model, processor, config)
+                start = time.perf_counter()
+                trace = pipe.answer(video, question, OPTIONS).trace
+                row = {"how": how, "question": q + 1, "seconds": time.perf_counter() - start,
+                       "frames_decoded": trace.frames_decoded, "encoder_calls": trace.encoder_calls,
+                       "decode": trace.seconds["decode"], "vision": trace.seconds["vision"]}
+                if (how, q) not in best or row["seconds"] < best[(how, q)]["seconds"]:
+                    best[(how, q)] = row
+    return list(best.values())
+
+
+def child_env() -> dict:
+    """This environment, plus PyAV's FFmpeg on the library path when torchcodec finds no system FFmpeg."""
+    env = dict(os.environ)
+    path = subprocess.run([sys.executable, str(ROOT / "scripts" / "torchcodec_ffmpeg.py"),
+                           str(ROOT / "runs" / "torchcodec-ffmpeg")], capture_output=True, text=True).stdout.strip()
+    if path:
+        env["LD_LIBRARY_PATH"] = path + (":" + env["LD_LIBRARY_PATH"] if env.get("LD_LIBRARY_PATH") else "")
+    return env
+
+
+def run_child(args: list[str], env: dict) -> list[dict] | dict:
+    proc = subprocess.run([sys.executable, __file__, *args, "--threads", str(THREADS)], capture_output=True,
+                          text=True, env=env)
     if proc.returncode != 0:
-        return {"mode": mode, "frames": frames, "question_chars": question_chars,
-                "error": proc.stderr.strip().splitlines()[-1:] or [f"exit code {proc.returncode}"]}
+        return {"error": (proc.stderr.strip().splitlines() or ["?"])[-1]}
     return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def long_gop_video(cache: Path) -> Path:
+    """The 10-minute long-GOP video of scripts/bench_decoders.py (30 fps, keyframe every 250 frames)."""
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from bench_decoders import make_video as make_long
+
+    return make_long(cache / "longgop_10min.mp4", 10.0)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--frames", type=int, nargs="*", default=[256, 1024, 8192])
+    parser.add_argument("--frames", type=int, nargs="+", default=[1000, 4000, 10000])
     parser.add_argument("--budget", type=int, default=512)
-    parser.add_argument("--question-chars", type=int, nargs="*", default=[100, 1000, 10_000],
-                        help="question lengths (characters) of the second table (100000: about 40 minutes on 2 cores)")
-    parser.add_argument("--question-frames", type=int, default=64, help="frames of the second table's video")
-    parser.add_argument("--question-budget", type=int, default=32, help="budget of the second table")
+    parser.add_argument("--sections", nargs="+", default=["memory", "overlap", "questions"],
+                        choices=["memory", "overlap", "questions", "question-length"])
+    parser.add_argument("--overlap-frames", type=int, default=4000, help="toy-video frame count of `overlap`")
+    parser.add_argument("--question-chars", type=int, nargs="+", default=[100, 1000, 10_000],
+                        help="question lengths (characters) of `question-length` (100000: about 40 minutes on 2 cores)")
+    parser.add_argument("--question-frames", type=int, default=64, help="frames of `question-length`'s video")
+    parser.add_argument("--question-budget", type=int, default=32, help="budget of `question-length`")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=1, help="torch threads of the model (see above)")
     parser.add_argument("--out", default="runs/bench_memory.json")
     parser.add_argument("--cache", default="runs/bench_videos", help="folder for the generated test videos")
     parser.add_argument("--worker", nargs=5, metavar=("MODE", "VIDEO", "FRAMES", "BUDGET", "CHARS"),
                         help=argparse.SUPPRESS)
+    parser.add_argument("--overlap-worker", nargs=4, metavar=("VIDEO", "FPS", "FRAMES", "REPEATS"),
+                        help=argparse.SUPPRESS)
+    parser.add_argument("--questions-worker", nargs=3, metavar=("VIDEO", "FRAMES", "REPEATS"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    global THREADS
+    THREADS = args.threads
     if args.worker:
         mode, video, frames, budget, chars = args.worker
         print(json.dumps(worker(mode, video, int(frames), int(budget), int(chars))))
         return
+    if args.overlap_worker:
+        video, fps, frames, repeats = args.overlap_worker
+        print(json.dumps(overlap_worker(video, float(fps), int(frames), int(repeats))))
+        return
+    if args.questions_worker:
+        video, frames, repeats = args.questions_worker
+        print(json.dumps(questions_worker(video, int(frames), int(repeats))))
+        return
 
     cache = Path(args.cache)
     cache.mkdir(parents=True, exist_ok=True)
-    rows, question_rows = [], []
-    for frames in args.frames:
-        video = make_video(cache / f"noise_{frames}.mp4", frames)
-        for mode in ("pipeline", "pipeline-off", "one-piece"):
-            rows.append(measure(mode, video, frames, args.budget, 0))
-            print(rows[-1], file=sys.stderr)
-    if args.question_chars:
-        video = make_video(cache / f"noise_{args.question_frames}.mp4", args.question_frames)
-        for chars in args.question_chars:
-            for mode in ("pipeline", "pipeline-full", "one-piece"):
-                question_rows.append(measure(mode, video, args.question_frames, args.question_budget, chars))
-                print(question_rows[-1], file=sys.stderr)
+    env = child_env()
+    out: dict = {"frame_side": FRAME_SIDE, "budget": args.budget, "torch_threads": args.threads,
+                 "load_average_start": os.getloadavg(), "cpus": os.cpu_count()}
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
 
-    if rows:
-        print("\n| frames | mode | visual tokens | kept | seconds | peak RSS over start (MiB) |\n"
-              "|---|---|---|---|---|---|")
+    def save() -> None:  # after each section: a long run stopped midway keeps what it measured
+        Path(args.out).write_text(json.dumps(out | {"load_average_now": os.getloadavg()}, indent=1))
+
+    if "memory" in args.sections:
+        rows = []
+        for frames in args.frames:
+            video = make_video(cache / f"noise_{frames}.mp4", frames)
+            for mode in MEMORY_MODES:
+                if mode == "one-piece" and frames > ONE_PIECE_MAX:
+                    continue
+                rows.append(run_child(["--worker", mode, str(video), str(frames), str(args.budget), "0"], env)
+                            | {"mode": mode, "frames": frames})
+                print(rows[-1], file=sys.stderr)
+        out["memory"] = rows
+        save()
+        print("\n| frames | frame cache | visual tokens | kept | frames decoded | seconds | frame/feature cache peak "
+              "(MiB) | peak RSS over start (MiB) |\n|---|---|---|---|---|---|---|---|")
+        for r in rows:
+            name = {"pipeline": "memory (default)", "pipeline-16mib": "memory, 16 MiB", "pipeline-disk": "disk",
+                    "pipeline-off": "off", "one-piece": "one-piece"}[r["mode"]]
+            if "error" in r:
+                print(f"| {r['frames']} | {name} | - | - | - | - | - | failed: {r['error']} |")
+                continue
+            peak = f"{r['cache_peak_mib']:.1f}" if "cache_peak_mib" in r else "-"
+            print(f"| {r['frames']} | {name} | {r.get('total_tokens', '-')} | {r.get('kept_tokens', 'all')} | "
+                  f"{r.get('frames_decoded', r['frames'])} | {r['seconds']:.2f} | {peak} | "
+                  f"{r['peak_over_base_mb']:.0f} |")
+
+    if "overlap" in args.sections:
+        toy = make_video(cache / f"noise_{args.overlap_frames}.mp4", args.overlap_frames)
+        rows = []
+        for video, fps, frames in ((toy, VIDEO_FPS, args.overlap_frames), (long_gop_video(cache), 2.0, 1200)):
+            got = run_child(["--overlap-worker", str(video), str(fps), str(frames), str(args.repeats)], env)
+            rows += got if isinstance(got, list) else [got | {"video": video.name}]
+            print(rows[-6:], file=sys.stderr)
+        out["overlap"] = rows
+        save()
+        print("\n| video | selector | groups visited | decoding order | in the background | frames decoded | "
+              "seconds / answer | of which waiting for frames | vs AdaptToken without |\n"
+              "|---|---|---|---|---|---|---|---|---|")
+        reference = {r["video"]: r["seconds"] for r in rows
+                     if r.get("selector") == "adapttoken" and r.get("decode_ahead") is False}
         for r in rows:
             if "error" in r:
-                print(f"| {r['frames']} | {r['mode']} | - | - | - | failed: {r['error']} |")
+                print(f"| {r['video']} | - | - | - | - | - | - | - | failed: {r['error']} |")
                 continue
-            print(f"| {r['frames']} | {r['mode']} | {r.get('total_tokens', '-')} | {r.get('kept_tokens', 'all')} | "
-                  f"{r['seconds']:.2f} | {r['peak_over_base_mb']:.0f} |")
-    if question_rows:
+            print(f"| {r['video']} | {r['selector']} | {r['groups_visited']} / {r['groups']} | {r['decode_order']} | "
+                  f"{'yes' if r['decode_ahead'] else 'no'} | {r['frames_decoded']} | {r['seconds']:.2f} | "
+                  f"{r['decode_wait']:.2f} | {r['seconds'] / reference[r['video']]:.2f}x |")
+
+    if "questions" in args.sections:
+        frames = args.overlap_frames
+        video = make_video(cache / f"noise_{frames}.mp4", frames)
+        got = run_child(["--questions-worker", str(video), str(frames), str(args.repeats)], env)
+        rows = got if isinstance(got, list) else [got]
+        out["questions"] = rows
+        save()
+        print(f"\n{frames} frames, AdaptToken, budget {args.budget}\n\n| pipeline | question | frames decoded | "
+              "encoder calls | seconds | of which decoding | of which vision |\n|---|---|---|---|---|---|---|")
+        for r in rows:
+            if "error" in r:
+                print(f"| - | - | - | - | - | - | failed: {r['error']} |")
+                continue
+            print(f"| {r['how']} | {r['question']} | {r['frames_decoded']} | {r['encoder_calls']} | "
+                  f"{r['seconds']:.2f} | {r['decode']:.2f} | {r['vision']:.2f} |")
+
+    if "question-length" in args.sections:
+        video = make_video(cache / f"noise_{args.question_frames}.mp4", args.question_frames)
+        rows = []
+        for chars in args.question_chars:
+            for mode in QUESTION_MODES:
+                rows.append(run_child(["--worker", mode, str(video), str(args.question_frames),
+                                       str(args.question_budget), str(chars)], env) | {"mode": mode})
+                print(rows[-1], file=sys.stderr)
+        out["question_length"] = rows
+        save()
         print(f"\n{args.question_frames} frames, budget {args.question_budget}:\n\n| question characters | mode | "
               "visual tokens | kept | seconds | peak RSS over start (MiB) |\n|---|---|---|---|---|---|")
-        for r in question_rows:
+        for r in rows:
             if "error" in r:
-                print(f"| {r['question_chars']} | {r['mode']} | - | - | - | failed: {r['error']} |")
+                print(f"| - | {r['mode']} | - | - | - | failed: {r['error']} |")
                 continue
             print(f"| {r['question_chars']} | {r['mode']} | {r.get('total_tokens', '-')} | "
                   f"{r.get('kept_tokens', 'all')} | {r['seconds']:.2f} | {r['peak_over_base_mb']:.0f} |")
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps({"frame_side": FRAME_SIDE, "budget": args.budget, "rows": rows,
-                                          "question_frames": args.question_frames,
-                                          "question_budget": args.question_budget,
-                                          "question_rows": question_rows}, indent=1))
-    print(f"\nwritten: {args.out}")
+
+    save()
+    print(f"\nload average {out['load_average_start'][0]:.1f} at the start, {os.getloadavg()[0]:.1f} at the end, on "
+          f"{out['cpus']} CPUs; model on {args.threads} torch thread(s)\nwritten: {args.out}")
 
 
 if __name__ == "__main__":

@@ -11,10 +11,12 @@ if [ ! -x "$VENV/bin/python" ]; then
     python3 -m venv "$VENV"
 fi
 PY="$VENV/bin/python"
-# (the entry-point check reinstalls a venv made before the lmms-eval models were registered)
-if ! "$PY" -c "import adapttoken_plugin, torch, torchvision, transformers, hypothesis, ruff, av, torchcodec, deepspeed, accelerate, lmms_eval
+# (the entry-point check reinstalls a venv made before the lmms-eval models were registered, the requirement check
+# one made before torchcodec joined the extras: it has no wheel everywhere, so its import is not the test)
+if ! "$PY" -c "import adapttoken_plugin, torch, torchvision, transformers, hypothesis, ruff, av, deepspeed, accelerate, lmms_eval
 import importlib.metadata as m
-assert m.entry_points(group='lmms_eval.models', name='adapttoken')" >/dev/null 2>&1; then
+assert m.entry_points(group='lmms_eval.models', name='adapttoken')
+assert any(r.startswith('torchcodec') for r in m.requires('adapttoken'))" >/dev/null 2>&1; then
     "$PY" -m pip install -q --upgrade pip
     "$PY" -m pip install -q -c constraints.txt torch torchvision
     # deepspeed is an sdist that needs torch at build time: it comes after the pinned pair

@@ -335,6 +335,37 @@ def test_lite_decodes_no_frame_of_unvisited_groups_beyond_the_next_batch(toy, lo
     assert set(reads.indices) <= allowed and len(allowed) < len(plan.indices)
 
 
+def test_lite_reads_a_long_gop_video_in_one_pass(toy, long_video, tmp_path):
+    """Keyframes every 100 frames, samples every 2nd frame: reading a group alone costs 1 + 100 / (2 * 2 * 2) = 13.5
+    times a pass per frame (video_cache.group_read_cost), more than Lite's stopping early can save."""
+    import av
+
+    from adapttoken_plugin.video.pyav_backend import keyframe_interval
+
+    model, processor = toy
+    path = tmp_path / "long_gop.mp4"
+    container = av.open(str(path), mode="w")
+    stream = container.add_stream("libx264", rate=8)
+    stream.width, stream.height, stream.pix_fmt = 84, 56, "yuv420p"
+    stream.options = {"crf": "10", "g": "100", "keyint_min": "100", "sc_threshold": "0"}
+    rng = np.random.default_rng(4)
+    for _ in range(200):
+        frame = av.VideoFrame.from_ndarray(rng.integers(0, 255, (56, 84, 3), dtype=np.uint8), format="rgb24")
+        for packet in stream.encode(frame):
+            container.mux(packet)
+    for packet in stream.encode():
+        container.mux(packet)
+    container.close()
+    assert keyframe_interval(str(path)) == 100 and keyframe_interval(str(long_video)) == 7  # x264 at gop_size 8
+    cfg = _cfg(selector="adapttoken-lite", theta=100.0, budget=12)
+    long_gop = Pipeline(model, processor, cfg).answer(path, "What colour?", OPTIONS).trace
+    assert (long_gop.decode_order, long_gop.groups_visited, long_gop.frames_decoded) == ("one pass", 1, 64)
+    short_gop = Pipeline(model, processor, cfg).answer(long_video, "What colour?", OPTIONS).trace  # cost 1.9
+    assert short_gop.decode_order == "growing batches" and short_gop.frames_decoded < 64
+    adapttoken = Pipeline(model, processor, _cfg(budget=12)).answer(long_video, "What colour?", OPTIONS).trace
+    assert adapttoken.decode_order == "one pass"
+
+
 def test_a_cache_budget_smaller_than_the_video_bounds_what_is_held_and_changes_no_answer(toy, long_video):
     model, processor = toy
     lite = {"theta": 0.0, "min_groups": 8}  # visits 8 of 25 groups

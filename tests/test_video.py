@@ -606,3 +606,17 @@ def test_closing_a_decord_reader_returns_its_freed_heap_to_the_os(video, monkeyp
     reader.close()
     reader.close()
     assert calls == [1]
+
+
+def test_describe_backend_resolves_auto_and_names_the_version(monkeypatch):
+    import sys
+
+    from adapttoken_plugin.video.reader import backend_version, describe_backend
+
+    assert describe_backend("pyav") == f"pyav {av.__version__}"
+    expected = "torchcodec" if torchcodec_status() is None else "pyav"
+    assert describe_backend("auto") == f"{expected} {backend_version(expected)}"
+    monkeypatch.setitem(sys.modules, "torchcodec", None)
+    assert describe_backend("auto") == f"pyav {av.__version__}"
+    with pytest.raises(ConfigError, match="backend"):
+        describe_backend("opencv")

@@ -22,6 +22,7 @@ from adapttoken_plugin.video_cache import (
     FeatureCachingAdapter,
     FrameSource,
     UnitPixels,
+    group_read_cost,
     plan_decoding,
 )
 
@@ -138,6 +139,20 @@ def test_batches_are_capped_in_bytes():
     assert [len(b) // (2 * FPU) for b in plan.batches] == [3, 3, 3, 3, 3, 1]
     lite = plan_decoding(groups, FPU, FRAME_BYTES, may_stop_early=True, max_batch_bytes=3 * group_bytes)
     assert [len(b) // (2 * FPU) for b in lite.batches] == [1, 1, 2, 3, 3, 3, 3]
+
+
+def test_group_read_cost():
+    # every frame sampled, a keyframe every 8 frames, 63 groups: units 252 frames apart, a seek each
+    assert group_read_cost(8, 1, 2, 63) == 1 + 8 / 4
+    # 2 fps of 30 fps, a keyframe every 150 frames: half an interval before each 2-frame unit 15 frames apart
+    assert group_read_cost(150, 15, 2, 19) == 1 + 150 / 60
+    # units of a group closer than a keyframe interval: a group read decodes the whole span, like a pass
+    assert group_read_cost(250, 1, 2, 64) == 64
+    assert [plan.describe() for plan in (DecodePlan.empty(), plan_decoding(interleaved_groups(8, 2), FPU, 1, True,
+                                                                            None))] == ["on demand", "growing batches"]
+    assert plan_decoding(interleaved_groups(8, 2), FPU, 1, False, None).describe() == "one pass"
+    assert plan_decoding(interleaved_groups(8, 2), FPU, FRAME_BYTES, False, 2 * FPU * FRAME_BYTES).describe() == \
+        "4 passes"
 
 
 # --------------------------------------------------------------------------------------------------

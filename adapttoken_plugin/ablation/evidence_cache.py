@@ -2,7 +2,8 @@
 
 The key holds everything a group pass depends on and nothing else (`Sweep._evidence_key` builds it):
 
-- the video file's content (sha256) and the decoder backend;
+- the video file's content (sha256) and the decoder (`auto` resolved, with its version: decoders resize
+  differently);
 - the model: `_name_or_path`, a hash of its config, a fingerprint of its weights, its dtype, the
   processor's config, and the versions of adapttoken, transformers and torch;
 - every setting whose phase is in `config.EVIDENCE_PHASES` (sampling, group pass, positions: fps,

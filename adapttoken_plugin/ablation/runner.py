@@ -32,6 +32,7 @@ from ..pipeline import Pipeline, VideoPlan, VideoSession, format_question
 from ..registry import SELECTORS
 from ..stage import Evidence, IgnoredSettingWarning, Query, Stage
 from ..video import video_key_of_file
+from ..video.reader import describe_backend
 from .datasets import Item
 from .evidence_cache import CachedEvidence, EvidenceCache, candidates_needed, file_sha256, model_identity
 from .grid import AXES, Grid, RunSpec, expand_grid, resolve_budget
@@ -184,7 +185,8 @@ class Sweep:
         left_out = {*AXES, "selector", *settings_in("storage")}
         base = {k: v for k, v in self.base.replace(**item.settings).to_dict().items() if k not in left_out}
         text = json.dumps({"item": [item.item_id, video_sha, item.question, item.options, item.answer],
-                           "spec": spec.to_dict(), "base": base, "model": self.identity, "backend": self.backend,
+                           "spec": spec.to_dict(), "base": base, "model": self.identity,
+                           "backend": describe_backend(self.backend),
                            "max_new_tokens": self.max_new_tokens}, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
@@ -284,7 +286,8 @@ class Sweep:
         scoring layer and frames per group of this evidence, the video, model, prompt and option ids."""
         key = {name: getattr(config, name) for name in settings_in(*EVIDENCE_PHASES)}
         key |= {
-            "video_sha256": video_sha, "backend": self.backend, "model": self.identity, "prompt": prompt_text,
+            "video_sha256": video_sha, "backend": describe_backend(self.backend), "model": self.identity,
+            "prompt": prompt_text,
             "prompt_ids": [prompt.prefix_ids.tolist(), prompt.suffix_ids.tolist()],  # chat template and tokenizer
             "frames_per_group": frames_per_group, "scoring_layer": layer,
         }

@@ -11,13 +11,14 @@ presentation order; on a variable-frame-rate file the backends map indices to fr
 `TorchCodecBackend` for the one exception).
 
 Modules:
-    sampling        VideoInfo (what a reader knows about a file), sample_frame_indices
-    reader          FrameReader (the backend choice and index checks), BACKENDS
+    sampling            VideoInfo (what a reader knows about a file), sample_frame_indices
+    reader              FrameReader (the backend choice and index checks), BACKENDS
     torchcodec_backend  TorchCodecBackend: PyTorch's FFmpeg decoder (CPU or CUDA), PyAV taking over on failure
-    pyav_backend    PyAVBackend: forward decoding with keyframe seeks, the frame-count probe
-    decord_backend  DecordBackend: decord, its count checked by PyAV, PyAV taking over on failure
-    writer          write_video (test clips, needle videos)
-    identity        video_key_of_file / video_key_of_tensor (per-question random draws)
+    pyav_backend        PyAVBackend: forward decoding with keyframe seeks, the frame-count probe;
+                        keyframe_interval (from the first packets)
+    decord_backend      DecordBackend: decord, its count checked by PyAV, PyAV taking over on failure
+    writer              write_video (test clips, needle videos)
+    identity            video_key_of_file / video_key_of_tensor (per-question draws, the pipeline's caches)
 """
 
 from __future__ import annotations

@@ -292,3 +292,36 @@ class PyAVBackend:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def keyframe_interval(path: str, keyframes: int = 8, max_packets: int = 4000) -> float:
+    """Median frames between consecutive keyframes among the first `keyframes` of the video stream, from the
+    packets alone (demuxed, nothing decoded: a few milliseconds). When fewer keyframes come within `max_packets`,
+    the packets seen (the interval is at least that). Raises VideoReadError when the file does not open.
+    """
+    import av
+
+    try:
+        container = av.open(path)
+    except (av.FFmpegError, OSError) as error:
+        raise VideoReadError(f"cannot read video {path!r}: {error_cause(error)}") from None
+    with container:
+        if not container.streams.video:
+            raise VideoReadError(f"cannot read video {path!r}: the file has no video stream")
+        found, count = [], 0
+        try:
+            for packet in container.demux(container.streams.video[0]):
+                if packet.size == 0:  # the demuxer's flush packet
+                    continue
+                if packet.is_keyframe:
+                    found.append(count)
+                    if len(found) > keyframes:
+                        break
+                count += 1
+                if count >= max_packets:
+                    break
+        except (av.FFmpegError, OSError):
+            pass  # a damaged stretch: what was seen before it
+    if len(found) < 2:
+        return float(max(count, 1))
+    return float(np.median(np.diff(found)))

@@ -34,6 +34,16 @@ def _note_auto_fallback(reason: str) -> None:
         logger.warning("adapttoken: %s; video decoding uses PyAV (backend='auto')", reason)
 
 
+def describe_backend(backend: str) -> str:
+    """The decoder `backend` stands for here, with its version ("torchcodec 0.17.0"): `auto` resolved as FrameReader
+    resolves it for a file both can open. For cache keys: decoders resize differently, and what `auto` stands
+    for has changed (it was decord where decord imported)."""
+    if backend not in BACKENDS:
+        raise ConfigError(f"backend={backend!r} is not known: expected one of {BACKENDS}")
+    name = backend if backend != "auto" else ("torchcodec" if torchcodec_status() is None else "pyav")
+    return f"{name} {backend_version(name)}"
+
+
 def backend_version(name: str) -> str:
     """Version string of an installed backend ("torchcodec", "pyav" or "decord")."""
     import importlib.metadata
