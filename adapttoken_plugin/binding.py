@@ -11,7 +11,6 @@ any other call passes straight through.
 from __future__ import annotations
 
 import functools
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -123,9 +122,10 @@ def _selected_call(model: Any, original: Any, name: str, args: tuple, kwargs: di
             raise UnsupportedInputError(f"num_return_sequences={sequences}: the selector stage returns one sequence "
                                         "per prompt; call generate once per sequence")
     kwargs, original_ids = _select(model, kwargs)
-    start = time.perf_counter()
+    clock = model.__dict__["_adapttoken_state"].stage.clock
+    start = clock.now()
     out = original(**kwargs)
-    model.adapttoken_trace.add_seconds("final", time.perf_counter() - start)
+    model.adapttoken_trace.add_seconds("final", clock.now() - start)
     return out, (original_ids, kwargs["input_ids"].shape[1])
 
 

@@ -7,7 +7,7 @@ coerces them; unknown keys and out-of-range values raise `ConfigError` naming th
 
 The schema is the one source of what each setting means: the CLI flags' help, the configuration table in
 docs/config.md, the ablation's evidence-cache key (settings of `EVIDENCE_PHASES`), the ablation run ids
-(which leave `storage` settings out) and the settings integrations refuse (`pipeline_only`) are derived
+(which leave `storage` and `timing` settings out) and the settings integrations refuse (`pipeline_only`) are derived
 from each field's metadata.
 """
 
@@ -31,10 +31,11 @@ FRAME_CACHES = ("auto", "memory", "disk", "off")
 VIDEO_BACKENDS = ("auto", "torchcodec", "pyav", "decord")
 
 
-PHASES = ("sampling", "group pass", "selection", "positions", "storage")
+PHASES = ("sampling", "group pass", "selection", "positions", "storage", "timing")
 """What a setting changes: `sampling` the frames (streaming pipeline), `group pass` the per-group prefills
 (scores, entropy), `selection` only the selector's decision over the evidence, `positions` the position ids
-of the group passes and the final pass, `storage` where data waits (never a result)."""
+of the group passes and the final pass, `storage` where data waits (never a result), `timing` how the seconds
+per stage are measured (never a result)."""
 
 #: phases whose settings the group-pass evidence depends on (the ablation's evidence-cache key)
 EVIDENCE_PHASES = ("sampling", "group pass", "positions")
@@ -149,6 +150,11 @@ class AdaptTokenConfig:
         True, "storage", "decode the frames of the groups to come in a background thread while the current "
         "group runs (`memory` and `disk` frame caches): all groups in one time-ordered pass for selectors that "
         "visit every group, growing batches of groups for those that may stop early (Lite)", pipeline_only=True)
+    sync_timing: bool = setting(
+        False, "timing", "measure the seconds per stage (`Trace.seconds`) after waiting for the model's CUDA devices "
+        "at each clock reading, so that each stage is charged with its own GPU work (without it, queued GPU work is "
+        "charged to whichever stage waits for it first); costs a few synchronisations per group pass; no effect on "
+        "a CPU model")
     seed: int = setting(0, "selection", "seed of the `random` selector; each question's draw mixes it with the "
                         "question's tokens and the video's content, so draws differ per question and repeat exactly")
 

@@ -433,12 +433,12 @@ class Pipeline:
     def generate_answer(self, prompt: PromptParts, layout: VideoLayout, result: StageResult,
                         options: Sequence[str] | None, max_new_tokens: int) -> Answer:
         """The final pass: greedy generation from the kept tokens at their full-video positions."""
-        start = time.perf_counter()
+        start = self.stage.clock.now()
         inputs = self.adapter.model_inputs(prompt, layout, result.token_ids, result.features)
         with torch.no_grad():
             out = self.model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False)
         check_ranks_agree(self.model, "the answer", out)
-        result.trace.add_seconds("final", time.perf_counter() - start)
+        result.trace.add_seconds("final", self.stage.clock.now() - start)
         text = self.processor.tokenizer.decode(out[0, inputs["input_ids"].shape[1]:], skip_special_tokens=True)
         letter = parse_letter(text, len(options)) if options else None
         return Answer(letter=letter, text=text.strip(), trace=result.trace)

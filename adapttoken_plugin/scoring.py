@@ -13,7 +13,6 @@ whatever the question's length, never L x L. The model keeps its own attention i
 from __future__ import annotations
 
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ import torch
 from .adapters.base import ModelAdapter
 from .distributed import TensorParallel, tensor_parallel_of
 from .errors import UnsupportedModelError
+from .timing import StageClock
 
 #: bytes of float32 attention logits the scoring hook holds at once (one chunk of query rows, all heads, every key
 #: column): its memory is bounded by this, not by the question's length
@@ -32,7 +32,9 @@ SCORE_CHUNK_BYTES = 64 * 2**20
 
 @dataclass
 class ScoreCapture:
-    """Filled by `capture_scores`: per-visual-token scores of the last prefill that matched."""
+    """Filled by `capture_scores`: per-visual-token scores (N,) of the last prefill that matched, on the device
+    the scoring layer computes on (moving them to the host inside the forward would wait there for every queued
+    kernel), and the seconds the hook took."""
 
     scores: torch.Tensor | None = None
     seconds: float = 0.0
@@ -156,7 +158,7 @@ class ScoresCaptured(Exception):  # noqa: N818 (a signal, not an error)
 @contextmanager
 def capture_scores(
     adapter: ModelAdapter, layer: int, n_query: int, columns: slice | torch.Tensor, reduce: str, seq_len: int,
-    chunk_rows: int | None = None, stop: bool = False,
+    chunk_rows: int | None = None, stop: bool = False, clock: StageClock | None = None,
 ) -> Iterator[ScoreCapture]:
     """Record scores at decoder layer `layer` for forward calls whose sequence length is `seq_len`
     (the prefill; decoding steps of a later generate are ignored). The hook is removed on exit. On a
@@ -164,15 +166,18 @@ def capture_scores(
     right after (raises `ScoresCaptured` out of the model call; the layers after `layer` do not run).
 
     The attention rows are computed and reduced `chunk_rows` query rows at a time (None: as many as
-    `SCORE_CHUNK_BYTES` of logits hold), so a long question costs time, not memory."""
+    `SCORE_CHUNK_BYTES` of logits hold), so a long question costs time, not memory. The scores stay on the
+    layer's device: the caller moves them once the forward has ended. `clock` times the hook (`ScoreCapture.seconds`;
+    None: an unsynchronised `StageClock`)."""
     capture = ScoreCapture()
+    clock = clock or StageClock()
     attn = adapter.attention_module(layer)
 
     def hook(module, args, kwargs):
         hidden = kwargs["hidden_states"] if "hidden_states" in kwargs else args[0]
         if hidden.shape[1] != seq_len:
             return None
-        start = time.perf_counter()
+        start = clock.now()
         with torch.no_grad():
             local_heads = query_heads(module, hidden)
             total_heads = module.config.num_attention_heads
@@ -180,11 +185,10 @@ def capture_scores(
             chunks = attention_row_chunks(module, hidden, kwargs["position_embeddings"], n_query, chunk_rows)
             partial, counted = partial_scores(chunks, columns, reduce)
             if tp is None:
-                capture.scores = (partial if reduce == "max" else partial / counted).cpu()
+                capture.scores = partial if reduce == "max" else partial / counted
             else:  # this rank holds some heads only: combine with the other ranks' (identical result on each)
-                capture.scores = reduce_scores_across_ranks(partial, reduce, tp, local_heads, total_heads,
-                                                            n_query).cpu()
-        capture.seconds += time.perf_counter() - start
+                capture.scores = reduce_scores_across_ranks(partial, reduce, tp, local_heads, total_heads, n_query)
+        capture.seconds += clock.now() - start
         if stop:
             raise ScoresCaptured
         return None

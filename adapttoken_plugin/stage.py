@@ -18,7 +18,6 @@ import dataclasses
 import hashlib
 import json
 import math
-import time
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -35,7 +34,9 @@ from .layout import GroupEvidence, Selection, VideoLayout, interleaved_groups
 from .registry import SELECTORS
 from .scoring import ScoresCaptured, capture_scores
 from .selectors.base import Selector
+from .timing import StageClock
 from .trace import GroupTrace, Trace
+from .transfer import PendingCopies, copy_to_store
 
 PixelsFor = Callable[[torch.Tensor], dict[str, Any]]
 
@@ -109,6 +110,9 @@ class Stage:
     passes, `replay(evidence)` re-applies this config's stop rule to evidence of every group (Lite with
     another theta), `finish(query, evidence)` selects and gathers the kept tokens' features.
 
+    `clock` times every stage (`Trace.seconds`): it synchronises the model's CUDA devices at each reading when
+    `config.sync_timing` is set (see `timing.py`).
+
     Raises (when made): RegistryError for an unknown selector, ConfigError for a scoring layer deeper than the
     model or an adapter made with other position settings than `config`'s. Warns (`IgnoredSettingWarning`,
     unless `warn` is False) for a setting changed from its default that the selector does not read.
@@ -118,6 +122,7 @@ class Stage:
         self.model, self.adapter, self.config = model, adapter, config
         self.selector: Selector = SELECTORS.get(config.selector)(config)
         self.scoring_layer = resolve_scoring_layer(adapter, config)
+        self.clock = StageClock.of_model(model, config.sync_timing)
         if self.selector.early_layer_pass and not config.early_layer < adapter.num_layers:
             raise ConfigError(f"early_layer={config.early_layer} is out of range: the model has {adapter.num_layers} "
                               "decoder layers")
@@ -190,17 +195,22 @@ class Stage:
             return Evidence(groups, groups, trace, features)
         selector = self.selector_for(query)
         visited: list[GroupEvidence] = []
+        # candidate features copied from a GPU to the CPU store without blocking: the host goes on with the next
+        # group (decoding its frames) while they arrive; waited for before anything reads them
+        copies = PendingCopies()
         for group in groups:
-            self._group_pass(query, group, features)
+            self._group_pass(query, group, features, copies)
             for stage, seconds in group.seconds.items():
                 trace.add_seconds(stage, seconds)
             visited.append(group)
             if bound_store:
-                _bound_candidates(visited, selector.candidate_bounds(visited))
+                _bound_candidates(visited, selector.candidate_bounds(visited), copies)
             if on_group is not None:
+                copies.wait()  # the callback may read the group's candidates
                 on_group(group, len(groups))
             if selector.should_stop(visited, len(groups)):
                 break
+        copies.wait()
         return Evidence(groups, visited, trace, features)
 
     def replay(self, evidence: Evidence) -> Evidence:
@@ -232,7 +242,7 @@ class Stage:
         trace = dataclasses.replace(evidence.trace, selector=config.selector, config=config.to_dict(), groups=[],
                                     seconds=dict(evidence.trace.seconds))
         visited = evidence.visited
-        start = time.perf_counter()
+        start = self.clock.now()
         if selector.needs_features:
             if evidence.features is None:
                 raise ValueError(f"selector {config.selector!r} needs the video's features: collect the evidence "
@@ -240,7 +250,7 @@ class Stage:
             selection = selector.select(layout, visited, features=evidence.features)
         else:
             selection = selector.select(layout, visited)
-        trace.add_seconds("allocation", time.perf_counter() - start)
+        trace.add_seconds("allocation", self.clock.now() - start)
         kept = selection.kept_token_ids
         check_ranks_agree(self.model, "the selection (kept tokens)", kept, list(selection.group_budgets or []))
         # every group's stored candidates, not only the visited ones': evidence collected over all groups (the
@@ -275,32 +285,36 @@ class Stage:
         per unit per frame); the encoder sees one chunk at a time."""
         store = "cpu" if self.config.feature_store == "cpu" else self.adapter.device
         parts = []
+        copies = PendingCopies()  # the host decodes the next chunk while this one's features reach the CPU
         for chunk in torch.split(torch.arange(query.layout.num_units), self.units_per_group):
-            start = time.perf_counter()
+            start = self.clock.now()
             pixels = query.pixels_for(chunk)
             if trace is not None:
-                trace.add_seconds("decode", time.perf_counter() - start)
-            start = time.perf_counter()
-            parts.append(self.adapter.encode(pixels).to(store))
+                trace.add_seconds("decode", self.clock.now() - start)
+            start = self.clock.now()
+            parts.append(copy_to_store(self.adapter.encode(pixels), store, copies))
             if trace is not None:
-                trace.add_seconds("vision", time.perf_counter() - start)
+                trace.add_seconds("vision", self.clock.now() - start)
+        copies.wait()
         return torch.cat(parts)
 
-    def _group_pass(self, query: Query, group: GroupEvidence, video_features: torch.Tensor | None = None) -> None:
-        """Encode one group (or take its rows of `video_features`), run its prefill, fill `group` with scores,
-        entropy (None for the early-layer pass), ranked candidates, seconds."""
-        adapter, config, model = self.adapter, self.config, self.model
+    def _group_pass(self, query: Query, group: GroupEvidence, video_features: torch.Tensor | None = None,
+                    copies: PendingCopies | None = None) -> None:
+        """Encode one group (or take its rows of `video_features`), run its prefill, fill `group` with scores
+        (on the CPU), entropy (None for the early-layer pass), ranked candidates, seconds. Candidate features
+        copied to the CPU store without blocking are recorded in `copies` (None: complete on return)."""
+        adapter, config, model, clock = self.adapter, self.config, self.model, self.clock
         if video_features is not None:
             features = video_features[group.token_ids.to(video_features.device)]
         else:
-            start = time.perf_counter()
+            start = clock.now()
             pixels = query.pixels_for(group.units)
-            group.seconds["decode"] = time.perf_counter() - start
-            start = time.perf_counter()
+            group.seconds["decode"] = clock.now() - start
+            start = clock.now()
             features = adapter.encode(pixels)
-            group.seconds["vision"] = time.perf_counter() - start
+            group.seconds["vision"] = clock.now() - start
 
-        start = time.perf_counter()
+        start = clock.now()
         inputs = adapter.model_inputs(query.prompt, query.layout, group.token_ids, features)
         columns = adapter.visual_columns(query.prompt, query.layout, group.token_ids)
         early = self.selector.early_layer_pass
@@ -308,7 +322,7 @@ class Stage:
         # the early-layer pass (FastV): the last text token's attention, and the forward ends at that layer
         n_query = 1 if early else len(query.prompt.suffix_ids)
         with capture_scores(adapter, layer, n_query=n_query, columns=columns, reduce=config.score_reduce,
-                            seq_len=_sequence_length(inputs), stop=early) as capture:
+                            seq_len=_sequence_length(inputs), stop=early, clock=clock) as capture:
             if early:
                 try:
                     model(**inputs, logits_to_keep=1, use_cache=False)
@@ -317,14 +331,17 @@ class Stage:
                 group.entropy = None
             else:
                 group.entropy = _group_entropy(model, inputs, config, query.option_ids)
-        group.seconds["prefill"] = time.perf_counter() - start - capture.seconds
-        group.seconds["scoring"] = capture.seconds
         if capture.scores is None:
             raise RuntimeError(f"the scoring hook on layer {layer} did not fire during the group prefill")
+        # to the host only now that the forward has ended (the hook keeps them on the device: a copy there would
+        # wait for every kernel queued before it); what is left to wait for is the prefill's own last kernels
+        scores = capture.scores.cpu()
+        group.seconds["prefill"] = clock.now() - start - capture.seconds
+        group.seconds["scoring"] = capture.seconds
 
         keep = min(group.num_tokens, math.ceil(config.overselect * config.budget))  # no group can be given more
         store = "cpu" if config.feature_store == "cpu" else features.device
-        keep_candidates(group, capture.scores, features, keep, store)
+        keep_candidates(group, scores, features, keep, store, copies)
         # tensor parallelism, before should_stop (ranks that disagree would run different numbers of passes). The
         # features are checked too: the all-reduces make the text rows identical even when one rank's video differs.
         if tensor_parallel_of(model) is not None:  # (the feature sum is not worth computing in one process)
@@ -360,24 +377,26 @@ class Stage:
         units = torch.unique(layout.unit_of(kept))
         parts = []
         for chunk in torch.split(units, self.units_per_group):
-            start = time.perf_counter()
+            start = self.clock.now()
             pixels = query.pixels_for(chunk)
-            trace.add_seconds("decode", time.perf_counter() - start)
-            start = time.perf_counter()
+            trace.add_seconds("decode", self.clock.now() - start)
+            start = self.clock.now()
             feats = self.adapter.encode(pixels)
-            trace.add_seconds("vision", time.perf_counter() - start)
+            trace.add_seconds("vision", self.clock.now() - start)
             chunk_ids = layout.token_ids_of_units(chunk)
             wanted = kept[(kept >= chunk_ids[0]) & (kept <= chunk_ids[-1])]
             parts.append(feats[torch.searchsorted(chunk_ids, wanted).to(feats.device)])
         return torch.cat(parts)
 
 
-def _bound_candidates(groups: list[GroupEvidence], bounds: list[int] | None) -> None:
-    """Keep at most `bounds[i]` ranked candidates of group i (a copy, so the dropped rows' memory is freed)."""
+def _bound_candidates(groups: list[GroupEvidence], bounds: list[int] | None, copies: PendingCopies) -> None:
+    """Keep at most `bounds[i]` ranked candidates of group i (a copy, so the dropped rows' memory is freed; pending
+    copies into the store are waited for first)."""
     if bounds is None:
         return
     for group, bound in zip(groups, bounds):
         if group.candidate_ids is not None and bound < len(group.candidate_ids):
+            copies.wait()
             group.candidate_ids = group.candidate_ids[:bound].clone()
             group.candidate_features = group.candidate_features[:bound].clone()
 
@@ -433,13 +452,17 @@ def warn_ignored_settings(config: AdaptTokenConfig) -> None:
 
 
 def keep_candidates(group: GroupEvidence, scores: torch.Tensor, features: torch.Tensor, keep: int,
-                    store: str | torch.device) -> None:
+                    store: str | torch.device, copies: PendingCopies | None = None) -> None:
     """Fill `group` with its scores (N_g,) and its `keep` best-scored tokens (ties to the earlier token) with
-    their features ((N_g, D) in, (keep, D) kept on `store`)."""
+    their features ((N_g, D) in, (keep, D) kept on `store`). From a GPU to a CPU store the features are copied
+    into pinned memory without blocking: readable once `copies.wait()` returned (None: before this returns)."""
     group.scores = scores
     order = torch.argsort(scores, descending=True, stable=True)[:keep]
     group.candidate_ids = group.token_ids[order]
-    group.candidate_features = features[order.to(features.device)].to(store)
+    pending = PendingCopies() if copies is None else copies
+    group.candidate_features = copy_to_store(features[order.to(features.device)], store, pending)
+    if copies is None:
+        pending.wait()
 
 
 def _prompt_ids(prompt: PromptParts) -> torch.Tensor:

@@ -83,7 +83,7 @@ def probe_trial(model: Any, processor: Any, seed: int, num_frames: int, size: in
     needle_units_ids = torch.tensor(sorted({f // fpu for f in q.needle_frames}))
     needle = layout.token_ids_of_units(needle_units_ids)
     k = len(needle)
-    hits = [int(torch.isin(torch.topk(c.scores, k).indices, needle).sum()) for c in captures]
+    hits = [int(torch.isin(torch.topk(c.scores.cpu(), k).indices, needle).sum()) for c in captures]
     return {"seed": seed, "needle_frames": q.needle_frames, "needle_units": needle_units_ids.tolist(),
             "visual_tokens": len(token_ids), "k": k, "hits": hits}
 

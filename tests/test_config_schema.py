@@ -1,10 +1,11 @@
 """One config schema: every setting carries its help text and phase, and what is derived from them stays true.
 
 Derived from the schema: the CLI flags' help, the configuration table in docs/config.md, the ablation's
-evidence-cache key (settings of EVIDENCE_PHASES), the run ids (which leave `storage` settings out), the settings
-`adapttoken_llava_vid` refuses (`pipeline_only`) and the warning for a setting the selector ignores. The
-behavioural test below runs real group passes: a setting labelled `selection` or `storage` that changes the
-evidence would serve stale cached evidence, so it must be labelled `group pass` (and is then in the key).
+evidence-cache key (settings of EVIDENCE_PHASES), the run ids (which leave `storage` and `timing` settings out),
+the settings `adapttoken_llava_vid` refuses (`pipeline_only`) and the warning for a setting the selector ignores.
+The behavioural test below runs real group passes: a setting labelled `selection`, `storage` or `timing` that
+changes the evidence would serve stale cached evidence, so it must be labelled `group pass` (and is then in the
+key).
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ OTHER = {"selector": "attention-topk", "budget": 9, "tau": 0.5, "theta": 1.0, "m
          "vidcom2_temperature": 0.5, "vidcom2_channel_fraction": 1.0, "evs_threshold": 0.5,
          "fastvid_segment_threshold": 0.5, "fastvid_min_segments": 2, "fastvid_anchor_step": 1, "fastvid_knn": 2,
          "framefusion_threshold": 0.9,
-         "video_cache_mib": 0, "decode_ahead": False}
+         "video_cache_mib": 0, "decode_ahead": False, "sync_timing": True}
 
 
 def test_every_setting_has_help_and_a_phase():

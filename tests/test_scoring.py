@@ -113,3 +113,21 @@ def test_a_long_question_through_the_enabled_model_leaves_it_untouched(long_ques
     at.disable(model)
     with torch.no_grad():
         assert torch.equal(model(**qwen_video_inputs(units=4, suffix=suffix)).logits, before)
+
+
+def test_the_hook_leaves_the_scores_on_the_layers_device():
+    """No copy to the host inside the forward (on a GPU it would wait there for every queued kernel, and charge
+    the wait to scoring): run on the `meta` device, where any copy out raises, the scores stay where the layer
+    computes. The stage moves them to the CPU once the forward has ended."""
+    model = qwen2_5_vl()
+    adapter = adapter_for(model)
+    attn = adapter.attention_module(1)
+    model.to("meta")
+    length = 20
+    hidden = torch.randn(1, length, model.config.get_text_config().hidden_size, device="meta")
+    positions = torch.zeros(3, 1, length, dtype=torch.long, device="meta")
+    cos, sin = model.model.language_model.rotary_emb(hidden, positions)
+    for reduce in ("max", "mean"):
+        with torch.no_grad(), capture_scores(adapter, 1, 5, slice(3, 11), reduce, length) as capture:
+            attn(hidden_states=hidden, position_embeddings=(cos, sin), attention_mask=None)
+        assert capture.scores.device.type == "meta" and capture.scores.shape == (8,)

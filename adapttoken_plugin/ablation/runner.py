@@ -181,8 +181,8 @@ class Sweep:
         return report
 
     def _run_id(self, item: Item, video_sha: str, spec: RunSpec) -> str:
-        # the spec carries the selector and the axes; `storage` settings never change a result
-        left_out = {*AXES, "selector", *settings_in("storage")}
+        # the spec carries the selector and the axes; `storage` and `timing` settings never change a result
+        left_out = {*AXES, "selector", *settings_in("storage", "timing")}
         base = {k: v for k, v in self.base.replace(**item.settings).to_dict().items() if k not in left_out}
         text = json.dumps({"item": [item.item_id, video_sha, item.question, item.options, item.answer],
                            "spec": spec.to_dict(), "base": base, "model": self.identity,
@@ -220,9 +220,9 @@ class Sweep:
                 features = None
                 if selector_class.needs_features:  # one vision pass over the video, shared by the item's runs
                     if not video_features:
-                        start = time.perf_counter()
+                        start = stage.clock.now()
                         video_features.append((stage.encode_video(query), 0.0))
-                        video_features[0] = (video_features[0][0], time.perf_counter() - start)
+                        video_features[0] = (video_features[0][0], stage.clock.now() - start)
                     features, feature_pass = video_features[0]
                 if spec.needs_group_pass:
                     evidence_now = stage.replay(Evidence(cached.groups, cached.groups, stage.empty_trace(layout),
@@ -231,10 +231,10 @@ class Sweep:
                 else:
                     evidence_now, passes = stage.collect_evidence(query, features=features), 0.0  # no model call
                 groups, visited = evidence_now.groups, evidence_now.visited
-                start = time.perf_counter()
+                start = stage.clock.now()
                 result = stage.finish(query, evidence_now)
                 answer = pipe.generate_answer(prompt, layout, result, item.options, self.max_new_tokens)
-                own = time.perf_counter() - start
+                own = stage.clock.now() - start
                 yield {
                     "run_id": run_id, "item_id": item.item_id, "subset": item.subset, **spec.to_dict(),
                     "budget": "all" if spec.budget is None else spec.budget,
