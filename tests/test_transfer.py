@@ -77,13 +77,17 @@ def late_copies(monkeypatch):
     return install
 
 
-def _select(selector: str, on_group=None):
+def _stage(selector: str):
     model = qwen2_5_vl()
     adapter = at.adapter_for(model)
     config = at.AdaptTokenConfig(selector=selector, budget=6, frames_per_group=4, scoring_layer=1)
-    stage = at.Stage(model, adapter, config)
     prompt, layout, pixels = adapter.split_inputs(qwen_video_inputs(units=8))
-    query = at.Query(prompt, layout, lambda units: adapter.unit_pixels(pixels, layout, units))
+    return at.Stage(model, adapter, config, warn=False), at.Query(prompt, layout,
+                                                      lambda units: adapter.unit_pixels(pixels, layout, units))
+
+
+def _select(selector: str, on_group=None):
+    stage, query = _stage(selector)
     with torch.no_grad():
         return stage.run(query, on_group)
 
@@ -99,6 +103,26 @@ def test_the_stage_reads_stored_features_only_once_their_copies_are_complete(sel
     assert seen == [False] * len(result.trace.groups)
     assert torch.equal(result.token_ids, reference.token_ids)
     assert not result.features.isnan().any() and torch.equal(result.features, reference.features)
+
+
+def test_evidence_is_returned_only_once_its_copies_are_complete(late_copies):
+    """Evidence kept for other budgets (no bounding, no callback: nothing else waits) holds complete features."""
+    stage, query = _stage("adapttoken")
+    with torch.no_grad():
+        reference = stage.collect_evidence(query)
+        late_copies()
+        evidence = stage.collect_evidence(query)
+    assert len(evidence.visited) == len(reference.visited) == 4
+    for group, expected in zip(evidence.visited, reference.visited):
+        assert torch.equal(group.candidate_features, expected.candidate_features)
+
+
+def test_the_video_features_are_joined_only_once_their_copies_are_complete(late_copies):
+    stage, query = _stage("divprune")  # a selector that reads every token's features
+    with torch.no_grad():
+        reference = stage.encode_video(query)
+        late_copies()
+        assert torch.equal(stage.encode_video(query), reference)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
