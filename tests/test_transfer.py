@@ -82,8 +82,8 @@ def _stage(selector: str):
     adapter = at.adapter_for(model)
     config = at.AdaptTokenConfig(selector=selector, budget=6, frames_per_group=4, scoring_layer=1)
     prompt, layout, pixels = adapter.split_inputs(qwen_video_inputs(units=8))
-    return at.Stage(model, adapter, config, warn=False), at.Query(prompt, layout,
-                                                      lambda units: adapter.unit_pixels(pixels, layout, units))
+    query = at.Query(prompt, layout, lambda units: adapter.unit_pixels(pixels, layout, units))
+    return at.Stage(model, adapter, config, warn=False), query
 
 
 def _select(selector: str, on_group=None):
