@@ -389,14 +389,16 @@ class Stage:
         return torch.cat(parts)
 
 
-def _bound_candidates(groups: list[GroupEvidence], bounds: list[int] | None, copies: PendingCopies) -> None:
-    """Keep at most `bounds[i]` ranked candidates of group i (a copy, so the dropped rows' memory is freed; pending
-    copies into the store are waited for first)."""
+def _bound_candidates(groups: list[GroupEvidence], bounds: list[int] | None,
+                      copies: PendingCopies | None = None) -> None:
+    """Keep at most `bounds[i]` ranked candidates of group i (a copy, so the dropped rows' memory is freed; the
+    `copies` still pending into the store, if any, are waited for first)."""
     if bounds is None:
         return
     for group, bound in zip(groups, bounds):
         if group.candidate_ids is not None and bound < len(group.candidate_ids):
-            copies.wait()
+            if copies is not None:
+                copies.wait()
             group.candidate_ids = group.candidate_ids[:bound].clone()
             group.candidate_features = group.candidate_features[:bound].clone()
 
