@@ -17,6 +17,7 @@ from typing import Any
 from .config import AdaptTokenConfig
 from .errors import (
     AdaptTokenError,
+    CalibrationError,
     ConfigError,
     DatasetError,
     EmptyVideoError,
@@ -52,9 +53,9 @@ _LAZY = {
 }
 
 __all__ = [
-    "ADAPTERS", "SELECTORS", "AdaptTokenConfig", "AdaptTokenError", "ConfigError", "DatasetError", "EmptyVideoError",
-    "NoVideoError", "OptionsRequiredError", "OutputInUseError", "RankDivergenceError", "RankTimeoutError",
-    "RegistryError", "UnsupportedInputError", "UnsupportedModelError", "VideoReadError", *_LAZY,
+    "ADAPTERS", "SELECTORS", "AdaptTokenConfig", "AdaptTokenError", "CalibrationError", "ConfigError", "DatasetError",
+    "EmptyVideoError", "NoVideoError", "OptionsRequiredError", "OutputInUseError", "RankDivergenceError",
+    "RankTimeoutError", "RegistryError", "UnsupportedInputError", "UnsupportedModelError", "VideoReadError", *_LAZY,
 ]
 
 

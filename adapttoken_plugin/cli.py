@@ -1,5 +1,5 @@
 """Command line: `adapttoken answer`, `adapttoken demo`, `adapttoken list`, `adapttoken ablate`,
-`adapttoken lmms-eval`.
+`adapttoken calibrate`, `adapttoken lmms-eval`.
 
 Every `AdaptTokenConfig` field is a flag of `answer` and `demo` (`--budget 4096`, `--selector
 adapttoken-lite`, ...), parsed by `AdaptTokenConfig.from_dict`, so the CLI cannot drift from the config.
@@ -76,6 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
                          "tables as Markdown (the copies in README.md and docs/config.md)")
     sub.add_parser("ablate", help="ablation sweep over a dataset (`adapttoken ablate --help`; same as "
                    "scripts/ablate.py)", add_help=False)
+    sub.add_parser("calibrate", help="choose AdaptToken-Lite's theta for a model from calibration questions "
+                   "(`adapttoken calibrate --help`)", add_help=False)
     sub.add_parser("lmms-eval", help="lmms-eval with an adapttoken_* model split over N tensor-parallel ranks "
                    "(`adapttoken lmms-eval --tp N LMMS_EVAL_ARGS...`; see `adapttoken lmms-eval --help`)",
                    add_help=False)
@@ -134,6 +136,10 @@ def main(argv: list[str] | None = None) -> int:
         from .ablation.command import main as ablate
 
         return ablate(argv[1:])
+    if argv[:1] == ["calibrate"]:  # its own parser: the rule, dataset and model
+        from .calibration.command import main as calibrate
+
+        return calibrate(argv[1:])
     if argv[:1] == ["lmms-eval"]:  # its own parser: the other arguments are lmms-eval's
         return _lmms_eval(argv)
     args = build_parser().parse_args(argv)

@@ -96,7 +96,7 @@ class AdaptTokenConfig:
                                           "certain tokens whose entropies are averaged")
     tau: float = setting(2.0, "selection", "softmax temperature of the budget allocation over negative entropies")
     theta: float = setting(0.2, "selection", "AdaptToken-Lite stops after the first group whose entropy is "
-                           "<= theta (nats)")
+                           "<= theta (nats, on the model's own scale: `adapttoken calibrate` chooses it)")
     min_groups: int = setting(1, "selection", "AdaptToken-Lite visits at least this many groups")
     overselect: float = setting(1.1, "selection", "each group offers ceil(overselect * budget_g) candidates "
                                 "before de-duplication")

@@ -58,3 +58,8 @@ class RankDivergenceError(AdaptTokenError, RuntimeError):
 
 class RankTimeoutError(AdaptTokenError, RuntimeError):
     """A tensor-parallel rank did not reach a consistency check within the timeout."""
+
+
+class CalibrationError(AdaptTokenError, ValueError):
+    """Calibration questions cannot give a theta: none given, entropies that are not finite numbers >= 0, or a
+    target skip share no theta reaches on them (`adapttoken calibrate`)."""

@@ -13,6 +13,7 @@ colour; some of the flashes: the count of those drawn).
 
     python scripts/train_tasks_model.py                            # writes adapttoken_plugin/assets/tasks-toy
     python scripts/train_tasks_model.py --steps 200 --out /tmp/tasks   # a quick run
+    python scripts/train_tasks_model.py --init /tmp/tasks --curriculum 0 --weights count=3 order=2   # go on
 
 Deterministic for a given seed and thread count (2 threads by default).
 """
@@ -50,7 +51,7 @@ PARTIAL = ("order", "count")  # tasks with several evidence events, trained also
 class TaskBatcher:
     """Makes batches of one task's training examples that share one sequence length."""
 
-    def __init__(self, model, processor, seed: int, max_units: int = 16):
+    def __init__(self, model, processor, seed: int, max_units: int = 16, weights: dict[str, float] | None = None):
         self.processor = processor
         self.adapter = adapter_for(model)
         self.pipe = Pipeline(model, processor)
@@ -60,6 +61,8 @@ class TaskBatcher:
         self.max_units = max_units
         self.interval = 2.0 / VIDEO_FPS * self.adapter.tokens_per_second
         self.tasks = tuple(TASKS)
+        w = np.array([(weights or {}).get(t, 1.0) for t in self.tasks], dtype=float)
+        self.task_p = w / w.sum()  # how often each task's batches are drawn
 
     def _question(self, task: str, n_units: int, text: str | None) -> TaskQuestion:
         """A local question over 2 * n_units frames (its text equal to `text` when given)."""
@@ -74,7 +77,7 @@ class TaskBatcher:
     def batch(self, size: int, task: str | None = None, max_units: int | None = None) -> dict:
         """`size` // 2 minimal pairs of one task (random when None); up to `max_units` frame pairs each."""
         rng = self.rng
-        task = task or self.tasks[int(rng.integers(len(self.tasks)))]
+        task = task or self.tasks[int(rng.choice(len(self.tasks), p=self.task_p))]
         top = max(MIN_UNITS[task], max_units or self.max_units)
         kind = "group" if rng.random() < 0.6 else "sparse"
         n_units = int(rng.integers(max(MIN_UNITS[task], min(4, top)), top + 1))
@@ -172,6 +175,9 @@ def main() -> None:
     parser.add_argument("--max-units", type=int, default=16, help="frame pairs per example at most")
     parser.add_argument("--curriculum", type=float, default=0.4,
                         help="fraction of the steps over which examples grow from few to --max-units frame pairs")
+    parser.add_argument("--init", help="a model directory to go on training from (its size replaces --hidden/--layers)")
+    parser.add_argument("--weights", nargs="*", default=[], metavar="TASK=W",
+                        help="relative frequency of a task's batches (default 1 each), e.g. count=3")
     parser.add_argument("--eval-every", type=int, default=250)
     parser.add_argument("--out", default=str(TASKS_MODEL_DIR))
     args = parser.parse_args()
@@ -179,9 +185,21 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     processor = toy_processor(min_pixels=FRAME_SIDE * FRAME_SIDE, max_pixels=FRAME_SIDE * FRAME_SIDE)
-    model = toy_model(seed=args.seed, num_layers=args.layers, hidden_size=args.hidden)
+    weights = {}
+    for item in args.weights:
+        task, _, value = item.partition("=")
+        if task not in TASKS or not value:
+            parser.error(f"--weights takes TASK=W with TASK one of {sorted(TASKS)}; got {item!r}")
+        weights[task] = float(value)
+    if args.init:
+        from transformers import Qwen2_5_VLForConditionalGeneration
+
+        model = Qwen2_5_VLForConditionalGeneration.from_pretrained(args.init)
+        model.set_attn_implementation("sdpa")
+    else:
+        model = toy_model(seed=args.seed, num_layers=args.layers, hidden_size=args.hidden)
     model.train()
-    train = TaskBatcher(model, processor, seed=args.seed, max_units=args.max_units)
+    train = TaskBatcher(model, processor, seed=args.seed, max_units=args.max_units, weights=weights)
     held_out = TaskBatcher(model, processor, seed=args.seed + 10_000, max_units=args.max_units)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.01)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr, total_steps=args.steps, pct_start=0.05)

@@ -221,7 +221,19 @@ def test_ablation_inputs(tmp_path):
     # OutputInUseError: tests/test_ablation.py runs a second sweep on the folder of a running one
 
 
+def test_calibration_inputs():
+    from adapttoken_plugin.calibration import calibrate, theta_table
+
+    with pytest.raises(at.CalibrationError, match="no calibration questions"):
+        theta_table([])
+    with pytest.raises(at.CalibrationError, match="at most 0.5"):  # stopping at group 1 of 2 skips half at most
+        calibrate([[0.1, 0.2]], target_skip=0.75)
+    with pytest.raises(at.ConfigError, match="target skip share"):
+        calibrate([[0.1, 0.2]], target_skip=1.0)
+
+
 def test_the_walk_covers_every_class():
     walked = {"ConfigError", "RegistryError", "UnsupportedModelError", "UnsupportedInputError", "NoVideoError",
-              "OptionsRequiredError", "VideoReadError", "EmptyVideoError", "DatasetError", "OutputInUseError"}
+              "OptionsRequiredError", "VideoReadError", "EmptyVideoError", "DatasetError", "OutputInUseError",
+              "CalibrationError"}
     assert walked | RANK_ERRORS | {"AdaptTokenError"} == set(_error_classes())

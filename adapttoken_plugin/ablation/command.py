@@ -14,26 +14,21 @@ import argparse
 import dataclasses
 import sys
 from pathlib import Path
+from typing import Any
 
 from ..checks import DTYPES, check_device, check_output_folder, positive_int, require
 from ..config import VIDEO_BACKENDS, AdaptTokenConfig
 from ..errors import AdaptTokenError, ConfigError
 from ..loading import load_model  # the checkpoint at --model; None: the bundled trained toy model
 from ..registry import SELECTORS
-from .datasets import annotation_items, needle_items
+from .datasets import Item, annotation_items, needle_items
 from .grid import Grid
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="adapttoken ablate", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    data = parser.add_argument_group("dataset")
-    data.add_argument("--dataset", default="needle", help="'needle' (generated) or a JSON/JSONL annotation file "
-                      "(records: video, question, options, answer letter; optional id, subset)")
-    data.add_argument("--questions", type=positive_int, default=24, help="needle: number of questions")
-    data.add_argument("--lengths", type=positive_int, nargs="+", default=[256, 1024], help="needle: frames per video")
-    data.add_argument("--seed", type=int, default=0, help="needle: question seed")
-    data.add_argument("--videos", default="runs/needle_videos", help="needle: folder of the generated videos")
+    add_dataset_arguments(parser)
     grid = parser.add_argument_group("grid (an axis left out takes the config's value)")
     grid.add_argument("--selectors", nargs="+", default=["uniform", "attention-topk", "adapttoken",
                                                           "adapttoken-lite"],
@@ -47,6 +42,25 @@ def build_parser() -> argparse.ArgumentParser:
                       help="more axes: any selection or group-pass setting a selector declares (evs_threshold=0.8,0.9; "
                       "early_layer=2,3), expanded only for the selectors that read it")
     run = parser.add_argument_group("run")
+    add_run_arguments(run)
+    run.add_argument("--out", default="runs/ablate", help="output folder (results, table, plots; resumable)")
+    run.add_argument("--cache", default=None, help="evidence cache folder (default: <out>/evidence)")
+    return parser
+
+
+def add_dataset_arguments(parser: argparse.ArgumentParser) -> None:
+    """The "dataset" options (`ablate`, `calibrate`): the needle set or an annotation file (`dataset_items`)."""
+    data = parser.add_argument_group("dataset")
+    data.add_argument("--dataset", default="needle", help="'needle' (generated) or a JSON/JSONL annotation file "
+                      "(records: video, question, options, answer letter; optional id, subset)")
+    data.add_argument("--questions", type=positive_int, default=24, help="needle: number of questions")
+    data.add_argument("--lengths", type=positive_int, nargs="+", default=[256, 1024], help="needle: frames per video")
+    data.add_argument("--seed", type=int, default=0, help="needle: question seed")
+    data.add_argument("--videos", default="runs/needle_videos", help="needle: folder of the generated videos")
+
+
+def add_run_arguments(run: argparse._ArgumentGroup) -> None:
+    """The model, its settings and how it runs (`ablate`, `calibrate`)."""
     run.add_argument("--model", default=None, help="model directory (default: the bundled trained toy model)")
     run.add_argument("--device", default="cpu", help="torch device: cpu, cuda, cuda:N, mps (default: cpu)")
     run.add_argument("--dtype", default="auto", choices=DTYPES, help="model dtype (default: auto, the checkpoint's "
@@ -56,12 +70,25 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--max-new-tokens", type=positive_int, default=4)
     run.add_argument("--backend", default="auto", choices=VIDEO_BACKENDS,
                      help="video decoder (auto: torchcodec when it loads, else PyAV)")
-    run.add_argument("--out", default="runs/ablate", help="output folder (results, table, plots; resumable)")
-    run.add_argument("--cache", default=None, help="evidence cache folder (default: <out>/evidence)")
     run.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads (default: torch's "
                      "choice)")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
-    return parser
+
+
+def dataset_items(args: argparse.Namespace, given: set[str], console: Any) -> list[Item]:
+    """The items of `--dataset` (needle videos written to `--videos` first, with a progress bar); an item's own
+    settings (the needle set's fps and max_frames) give way to the settings named in `given` (`--set`)."""
+    from rich.progress import Progress
+
+    if args.dataset == "needle":
+        with Progress(console=console, transient=True, disable=args.quiet) as progress:
+            task = progress.add_task("needle videos (frames)", total=None)
+            items = needle_items(args.questions, tuple(args.lengths), args.videos, seed=args.seed,
+                                 on_frames=lambda done, total: progress.update(task, completed=done, total=total))
+    else:
+        items = annotation_items(args.dataset)
+    return [dataclasses.replace(item, settings={k: v for k, v in item.settings.items() if k not in given})
+            for item in items]
 
 
 def vary_axes(items: list[str]) -> tuple[tuple[str, tuple[str, ...]], ...]:
@@ -124,15 +151,7 @@ def _ablate(args: argparse.Namespace) -> int:
     console = Console(stderr=True)
     if args.dataset == "needle":
         check_output_folder(args.videos, "--videos")
-        with Progress(console=console, transient=True, disable=args.quiet) as progress:
-            task = progress.add_task("needle videos (frames)", total=None)
-            items = needle_items(args.questions, tuple(args.lengths), args.videos, seed=args.seed,
-                                 on_frames=lambda done, total: progress.update(task, completed=done, total=total))
-    else:
-        items = annotation_items(args.dataset)
-    # an item's own settings (the needle set's fps and max_frames) give way to the ones --set names
-    items = [dataclasses.replace(item, settings={k: v for k, v in item.settings.items() if k not in given})
-             for item in items]
+    items = dataset_items(args, given, console)
     model, processor = load_model(args.model, args.device, args.dtype)
     with Progress(console=console, transient=True, disable=args.quiet) as progress:
         sweep = Sweep(model, processor, base, grid, items, args.out, args.cache, args.max_new_tokens, args.backend)

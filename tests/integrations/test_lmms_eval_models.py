@@ -155,3 +155,58 @@ def test_replies_equal_the_pipeline_answer_on_each_family(tmp_path, family, cls)
     assert replies == [answer.text]
     assert seen[0].trace.kept_token_ids == answer.trace.kept_token_ids
     assert answer.trace.kept_tokens == 3 < answer.trace.total_tokens
+
+
+def test_a_yarn_override_reaches_the_model_as_the_model_cards_config_edit_does(tmp_path):
+    """`rope_scaling=yarn,rope_factor=4` gives the model that YaRN written into the checkpoint's config gives (the
+    Qwen2.5-VL model card's way, which lmms-eval's own `qwen2_5_vl` needs), and with `adapttoken_selector=full` it
+    answers as the Pipeline on that model does: the base run with YaRN."""
+    import json
+    import math
+    import shutil
+
+    import torch
+    import transformers
+
+    from adapttoken_plugin.toy import toy_model, toy_processor
+
+    checkpoint, edited = tmp_path / "tiny", tmp_path / "tiny-yarn"
+    toy_model().save_pretrained(checkpoint)
+    toy_processor().save_pretrained(checkpoint)
+    shutil.copytree(checkpoint, edited)
+    config = json.loads((edited / "config.json").read_text())
+    own = dict(config["text_config"]["rope_parameters"])
+    config["text_config"]["rope_parameters"] = {**own, "rope_type": "yarn", "factor": 4.0,
+                                                "original_max_position_embeddings": 8192}
+    (edited / "config.json").write_text(json.dumps(config))
+    video = tmp_path / "clip.mp4"
+    rng = np.random.default_rng(0)
+    write_video(video, (rng.integers(0, 255, (56, 56, 3), dtype=np.uint8) for _ in range(8)), fps=2.0)
+
+    lmm = AdaptTokenQwen2_5_VL.create_from_arg_string(
+        f"pretrained={checkpoint},rope_scaling=yarn,rope_factor=4,rope_original_max_position_embeddings=8192,"
+        "adapttoken_selector=full,adapttoken_fps=2,adapttoken_max_frames=8,video_decode_backend=pyav",
+        {"device": "cpu"})
+    model = lmm.pipeline.model
+    assert model.config.text_config.rope_parameters == {**own, "rope_type": "yarn", "factor": 4.0,
+                                                        "original_max_position_embeddings": 8192}
+    rotary = model.model.language_model.rotary_emb
+    assert rotary.rope_type == "yarn"
+    assert rotary.attention_scaling == pytest.approx(0.1 * math.log(4) + 1)  # YaRN's attention factor for s = 4
+
+    model_class = transformers.Qwen2_5_VLForConditionalGeneration
+    by_config_edit = model_class.from_pretrained(edited).eval()
+    plain = model_class.from_pretrained(checkpoint).eval()
+    ids = torch.randint(0, 256, (1, 24), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        logits = model(input_ids=ids).logits
+        assert torch.equal(logits, by_config_edit(input_ids=ids).logits)
+        assert not torch.allclose(logits, plain(input_ids=ids).logits)  # the override changes the model
+
+    prompt = "Which colour? A. red B. blue"
+    replies = lmm.generate_until(requests_for(lmm, [{"video": str(video)}], prompt, {"max_new_tokens": 5}))
+    pipe = Pipeline(by_config_edit, transformers.AutoProcessor.from_pretrained(edited),
+                    AdaptTokenConfig(selector="full", fps=2, max_frames=8), backend="pyav")
+    answer = pipe.answer(video, prompt, max_new_tokens=5)
+    assert replies == [answer.text]
+    assert answer.trace.kept_tokens == answer.trace.total_tokens  # the selector is off: every visual token

@@ -36,7 +36,7 @@ from ...distributed import is_main_process
 from ...errors import ConfigError, NoVideoError, UnsupportedInputError
 from ...pipeline import Pipeline
 from ...video import BACKENDS
-from .arguments import parse_model_args
+from .arguments import RopeOverride, parse_model_args, rope_override
 from .tensor_parallel import tensor_parallel_lmms_eval
 
 DEFAULT_MAX_NEW_TOKENS = 16
@@ -57,6 +57,10 @@ class AdaptTokenLMM(lmms):
         attn_implementation: passed to `from_pretrained` (None: transformers' default, sdpa).
         video_decode_backend: `auto` (torchcodec when it loads, else PyAV), `torchcodec`, `pyav` or `decord`
             (the streaming pipeline's frame reader).
+        rope_scaling: `yarn` replaces the checkpoint's rotary embedding with YaRN in the loaded config (None: the
+            checkpoint's own); with `rope_factor` (required) and `rope_original_max_position_embeddings` (None:
+            the checkpoint's `max_position_embeddings`). With `adapttoken_selector=full` this is the unmodified
+            model with YaRN, the base run of a fair comparison.
         **kwargs: `adapttoken_*` settings (see `AdaptTokenConfig`) and the family arguments the
             subclass lists; anything else raises `ConfigError`.
     """
@@ -76,10 +80,14 @@ class AdaptTokenLMM(lmms):
         torch_dtype: str = "auto",
         attn_implementation: str | None = None,
         video_decode_backend: str = "auto",
+        rope_scaling: str | None = None,
+        rope_factor: float | str | None = None,
+        rope_original_max_position_embeddings: int | str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__()
         args = parse_model_args(self.model_id, kwargs, self.config_aliases, self.processor_args)
+        rope = rope_override(rope_scaling, rope_factor, rope_original_max_position_embeddings)
         if str(batch_size) != "1":
             raise ConfigError(f"batch_size={batch_size!r}: {self.model_id} answers one request at a time; use 1")
         if torch_dtype not in DTYPES:
@@ -105,7 +113,7 @@ class AdaptTokenLMM(lmms):
             self._device = torch.device(self._default_device(_optional(device)))
         self.adapttoken_config: AdaptTokenConfig = args.config
         model, processor = self.load(pretrained, device_map, torch_dtype, _optional(attn_implementation),
-                                     args.processor_kwargs)
+                                     args.processor_kwargs, rope)
         if self.tensor_parallel:
             from loguru import logger  # lmms-eval's own logger
 
@@ -123,11 +131,17 @@ class AdaptTokenLMM(lmms):
         return device
 
     def load(self, pretrained: str, device_map: str | None, torch_dtype: str, attn_implementation: str | None,
-             processor_kwargs: dict[str, Any]) -> tuple[Any, Any]:
-        """The unmodified transformers model (eval mode; on `self.device` unless `device_map`) and its processor."""
+             processor_kwargs: dict[str, Any], rope: RopeOverride | None = None) -> tuple[Any, Any]:
+        """The unmodified transformers model (eval mode; on `self.device` unless `device_map`) and its processor;
+        `rope`: a rope scaling set in the checkpoint's config before the weights load (the model's own classes
+        compute it)."""
         import transformers
 
         load_kwargs: dict[str, Any] = {"dtype": torch_dtype}
+        if rope is not None:
+            config = transformers.AutoConfig.from_pretrained(pretrained)
+            rope.apply(config)
+            load_kwargs["config"] = config
         if attn_implementation is not None:
             load_kwargs["attn_implementation"] = attn_implementation
         if device_map is not None:
