@@ -9,7 +9,8 @@ glibc held went from 5 to 39 MiB between 1,000 and 10,000 frames while the live 
 
 `malloc_trim(0)` returns every free page of every heap (and thread arena) to the kernel, so resident memory
 follows what is live. It takes about a millisecond on the toy model, against a group pass of seconds on a
-real one. Elsewhere (macOS, musl, Windows) there is no such call and this is a no-op.
+real one. Elsewhere (macOS, musl, Windows) there is no such call and this is a no-op. The decord backend calls it
+too when a reader closes: decoder threads allocate in arenas of their own (docs/benchmarks.md, "Decoders").
 """
 
 from __future__ import annotations
