@@ -85,9 +85,10 @@ def attention_row_chunks(
         q = rope(q, q, cos[:, start:stop], sin[:, start:stop])[0].float()
         # grouped-query heads without copying the keys: query head h reads key head h // (heads // kv_heads)
         grouped = q.reshape(batch, kv_heads, (heads // kv_heads) * (stop - start), d)
-        logits = (grouped @ k.transpose(-1, -2)).view(batch, heads, stop - start, length) * attn.scaling
+        # scaled and masked in place: one chunk of logits and its softmax are alive, not four chunk-sized copies
+        logits = (grouped @ k.transpose(-1, -2)).view(batch, heads, stop - start, length).mul_(attn.scaling)
         future = keys[None, :] > torch.arange(start, stop, device=k.device)[:, None]
-        yield torch.softmax(logits.masked_fill(future, float("-inf")), dim=-1)
+        yield torch.softmax(logits.masked_fill_(future, float("-inf")), dim=-1)
 
 
 def query_heads(attn: torch.nn.Module, hidden_states: torch.Tensor) -> int:
@@ -105,9 +106,10 @@ def partial_scores(chunks: Iterator[torch.Tensor], columns: slice | torch.Tensor
     for probs in chunks:
         if isinstance(columns, torch.Tensor):
             columns = columns.to(probs.device)
-        part = probs[0, :, :, columns]
-        flat = part.reshape(-1, part.shape[-1])
-        reduced = flat.amax(0) if how == "max" else flat.sum(0)
+        # reduced over every key column, then the visual ones taken: each column's reduction is the same, and no
+        # (heads x rows, N) copy of the chunk is made (a third of its size at long questions)
+        flat = probs[0].reshape(-1, probs.shape[-1])
+        reduced = (flat.amax(0) if how == "max" else flat.sum(0))[columns]
         total = reduced if total is None else torch.maximum(total, reduced) if how == "max" else total + reduced
         counted += flat.shape[0]
     if total is None:

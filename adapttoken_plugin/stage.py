@@ -30,6 +30,7 @@ from .config import AdaptTokenConfig, setting_fields
 from .distributed import check_ranks_agree, tensor_parallel_of
 from .entropy import entropy, least_certain_mean, restricted_entropy
 from .errors import ConfigError, OptionsRequiredError
+from .heap import release_free_heap
 from .layout import GroupEvidence, Selection, VideoLayout, interleaved_groups
 from .registry import SELECTORS
 from .scoring import ScoresCaptured, capture_scores
@@ -173,9 +174,13 @@ class Stage:
         Scores, entropies and the features of each group's best ceil(overselect * budget) tokens do not
         depend on the budget below that, tau or theta: evidence collected once serves every such setting.
         `features`: the video's features from an earlier `encode_video` of the same query (not encoded again).
-        `bound_store`: after each pass, drop the candidates no seen group can still need under THIS config
-        (`selector.candidate_bounds`): the store stays bounded as the video grows, and the evidence then
-        serves this config only (`run` does this; evidence kept for other budgets or tau must not).
+        `bound_store`: in each pass, once its entropy is known, cut the earlier groups' candidates to what they can
+        still need under THIS config (`selector.candidate_bounds`), then gather the group's own up to its bound:
+        the store holds overselect * budget rows plus a few per group visited (not overselect * budget per group),
+        and the evidence then serves this config only (`run` does this; evidence kept for other budgets or tau
+        must not).
+        `trace.candidate_store_peak_bytes` records the most the store held. After each pass the allocator's free
+        pages go back to the system (`heap.release_free_heap`).
         """
         self.check_options(query.option_ids)
         layout, config = query.layout, self.config
@@ -198,13 +203,28 @@ class Stage:
         # candidate features copied from a GPU to the CPU store without blocking: the host goes on with the next
         # group (decoding its frames) while they arrive; waited for before anything reads them
         copies = PendingCopies()
+        held = 0  # bytes of the candidate store (ranked ids and their features of the groups visited)
+
+        def make_room(group: GroupEvidence) -> int | None:
+            # once the new group's entropy and ranking are known: cut the groups seen to the bounds it sets, then its
+            # own features are gathered at its bound. In the other order the store would briefly hold the old bounds
+            # plus the new group's, up to twice overselect * budget rows when a confident group arrives
+            nonlocal held
+            bounds = selector.candidate_bounds([*visited, group]) if bound_store else None
+            if bounds is None:
+                return None
+            held -= _bound_candidates(visited, bounds[:-1], copies)
+            return bounds[-1]
+
         for group in groups:
-            self._group_pass(query, group, features, copies)
+            self._group_pass(query, group, features, copies, make_room)
             for stage, seconds in group.seconds.items():
                 trace.add_seconds(stage, seconds)
             visited.append(group)
-            if bound_store:
-                _bound_candidates(visited, selector.candidate_bounds(visited), copies)
+            held += candidate_bytes(group)
+            trace.candidate_store_peak_bytes = max(trace.candidate_store_peak_bytes, held)
+            # what this pass freed goes back to the system (glibc keeps it otherwise: heap.py)
+            release_free_heap()
             if on_group is not None:
                 copies.wait()  # the callback may read the group's candidates
                 on_group(group, len(groups))
@@ -299,10 +319,12 @@ class Stage:
         return torch.cat(parts)
 
     def _group_pass(self, query: Query, group: GroupEvidence, video_features: torch.Tensor | None = None,
-                    copies: PendingCopies | None = None) -> None:
+                    copies: PendingCopies | None = None,
+                    make_room: Callable[[GroupEvidence], int | None] | None = None) -> None:
         """Encode one group (or take its rows of `video_features`), run its prefill, fill `group` with scores
         (on the CPU), entropy (None for the early-layer pass), ranked candidates, seconds. Candidate features
-        copied to the CPU store without blocking are recorded in `copies` (None: complete on return)."""
+        copied to the CPU store without blocking are recorded in `copies` (None: complete on return).
+        `make_room(group)`: see `keep_candidates`."""
         adapter, config, model, clock = self.adapter, self.config, self.model, self.clock
         if video_features is not None:
             features = video_features[group.token_ids.to(video_features.device)]
@@ -341,7 +363,7 @@ class Stage:
 
         keep = min(group.num_tokens, math.ceil(config.overselect * config.budget))  # no group can be given more
         store = "cpu" if config.feature_store == "cpu" else features.device
-        keep_candidates(group, scores, features, keep, store, copies)
+        keep_candidates(group, scores, features, keep, store, copies, make_room)
         # tensor parallelism, before should_stop (ranks that disagree would run different numbers of passes). The
         # features are checked too: the all-reduces make the text rows identical even when one rank's video differs.
         if tensor_parallel_of(model) is not None:  # (the feature sum is not worth computing in one process)
@@ -389,18 +411,27 @@ class Stage:
         return torch.cat(parts)
 
 
+def candidate_bytes(group: GroupEvidence) -> int:
+    """Bytes of a group's ranked candidates: their ids (K_g,) and features (K_g, D)."""
+    return sum(t.numel() * t.element_size() for t in (group.candidate_ids, group.candidate_features) if t is not None)
+
+
 def _bound_candidates(groups: list[GroupEvidence], bounds: list[int] | None,
-                      copies: PendingCopies | None = None) -> None:
+                      copies: PendingCopies | None = None) -> int:
     """Keep at most `bounds[i]` ranked candidates of group i (a copy, so the dropped rows' memory is freed; the
-    `copies` still pending into the store, if any, are waited for first)."""
+    `copies` still pending into the store, if any, are waited for first); returns the bytes dropped."""
     if bounds is None:
-        return
+        return 0
+    dropped = 0
     for group, bound in zip(groups, bounds):
         if group.candidate_ids is not None and bound < len(group.candidate_ids):
             if copies is not None:
                 copies.wait()
+            before = candidate_bytes(group)
             group.candidate_ids = group.candidate_ids[:bound].clone()
             group.candidate_features = group.candidate_features[:bound].clone()
+            dropped += before - candidate_bytes(group)
+    return dropped
 
 
 def _with_merged(features: torch.Tensor, kept: torch.Tensor, selection: Selection) -> torch.Tensor:
@@ -454,13 +485,20 @@ def warn_ignored_settings(config: AdaptTokenConfig) -> None:
 
 
 def keep_candidates(group: GroupEvidence, scores: torch.Tensor, features: torch.Tensor, keep: int,
-                    store: str | torch.device, copies: PendingCopies | None = None) -> None:
+                    store: str | torch.device, copies: PendingCopies | None = None,
+                    limit: Callable[[GroupEvidence], int | None] | None = None) -> None:
     """Fill `group` with its scores (N_g,) and its `keep` best-scored tokens (ties to the earlier token) with
     their features ((N_g, D) in, (keep, D) kept on `store`). From a GPU to a CPU store the features are copied
-    into pinned memory without blocking: readable once `copies.wait()` returned (None: before this returns)."""
+    into pinned memory without blocking: readable once `copies.wait()` returned (None: before this returns).
+    `limit(group)`, asked once the group's scores and ranked ids are set and before any feature is gathered
+    (`candidate_features` is None then): how many of them it can still need, if fewer (None: `keep`)."""
     group.scores = scores
     order = torch.argsort(scores, descending=True, stable=True)[:keep]
-    group.candidate_ids = group.token_ids[order]
+    group.candidate_ids, group.candidate_features = group.token_ids[order], None
+    fewer = None if limit is None else limit(group)
+    if fewer is not None and fewer < len(order):
+        order = order[:fewer]
+        group.candidate_ids = group.candidate_ids[:fewer].clone()
     pending = PendingCopies() if copies is None else copies
     group.candidate_features = copy_to_store(features[order.to(features.device)], store, pending)
     if copies is None:

@@ -54,6 +54,7 @@ class Trace:
     frames_decoded: int | None = None  # streaming pipeline: frames decoded for this answer (0: all were cached)
     encoder_calls: int | None = None  # streaming pipeline: vision-encoder calls made (cached features need none)
     decode_order: str | None = None  # streaming pipeline: "one pass", "growing batches", "on demand" (video_cache)
+    candidate_store_peak_bytes: int = 0  # the most bytes of ranked candidates (ids, features) the group passes held
 
     @property
     def groups_visited(self) -> int:

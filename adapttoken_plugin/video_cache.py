@@ -283,7 +283,7 @@ class FrameSource:
 
     Attributes:
         frames_decoded: frames this source decoded (background and on demand).
-        decoded_positions: their sample positions, in decoding order (tests check what Lite decodes).
+        decoded_positions: (frames_decoded,) int64 sample positions of those frames, in decoding order.
         reader: the FrameReader once opened, else None.
     """
 
@@ -299,7 +299,7 @@ class FrameSource:
         self.frame_bytes = math.prod(frame_shape)
         self.reader: Any = None
         self.frames_decoded = 0
-        self.decoded_positions: list[int] = []
+        self._decoded: list[np.ndarray] = []  # the positions of each decoder call (8 bytes a frame, not a list's 36)
         self._read_lock = threading.Lock()  # one decoder: the background thread and on-demand reads take turns
         self._changed = threading.Condition()
         self._scheduled: set[int] = set()  # positions the background decoder is on (decoded soon)
@@ -313,6 +313,10 @@ class FrameSource:
             self._thread = threading.Thread(target=self._run, name="adapttoken-decode-ahead", daemon=True)
             self._thread.start()
         self._background = self._thread is not None
+
+    @property
+    def decoded_positions(self) -> np.ndarray:
+        return np.concatenate(self._decoded) if self._decoded else np.zeros(0, dtype=np.int64)
 
     # -- what the stage calls ------------------------------------------------------------------------
 
@@ -406,7 +410,7 @@ class FrameSource:
                 self.reader = self._open_reader()
             frames = self.reader.read(self.indices[positions])
             self.frames_decoded += len(positions)
-            self.decoded_positions += positions.tolist()
+            self._decoded.append(positions.copy())
         if self.store == "disk":
             self.disk.put(positions, frames)
         elif self.store == "memory":

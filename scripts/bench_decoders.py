@@ -74,7 +74,7 @@ def make_video(path: Path, minutes: float) -> Path:
 
 def worker(backend: str, video: str, order: str) -> dict:
     """One backend, one read order, in this process. `decord-kept-heap`: decord without returning its freed heap
-    to the OS on close (what it did before `release_freed_memory`)."""
+    to the OS on close (what it did before `heap.release_free_heap`)."""
     import numpy as np
 
     from adapttoken_plugin.layout import interleaved_groups
@@ -85,7 +85,7 @@ def worker(backend: str, video: str, order: str) -> dict:
     if backend == "decord-kept-heap":
         import adapttoken_plugin.video.decord_backend as decord_backend
 
-        decord_backend.release_freed_memory = lambda: None
+        decord_backend.release_free_heap = lambda: False
         backend = "decord"
     if backend == "torchcodec":
         import torchcodec.decoders  # noqa: F401  (its import loads CUDA libraries: counted apart, below)

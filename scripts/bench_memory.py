@@ -4,9 +4,26 @@ in the background saves, what a second question on the same video costs.
 Sections (each prints a markdown table; everything is written to one JSON file):
 
 - `memory`: peak RSS of one AdaptToken answer (budget 512) at each frame count, each in a fresh process, per
-  frame cache: `memory` (the default: sampled frames in RAM within video_cache_mib = 2048), `memory 16 MiB`
-  (video_cache_mib=16: frames beyond it dropped and decoded again), `disk`, `off`, and `one-piece` (the
-  unmodified model given the whole clip through its processor; up to 4,096 frames).
+  frame cache: `memory` (the default: sampled frames in RAM within video_cache_mib = 2048), `memory 8 MiB`
+  (video_cache_mib=8, which the 1,000-frame video already fills: frames beyond it dropped and decoded again),
+  the same without handing freed heap memory back after each group pass (`heap.release_free_heap`
+  replaced by a no-op: what the pipeline did before), `disk`, `off`, and `one-piece` (the unmodified model
+  given the whole clip through its processor; up to 4,096 frames).
+- `growth`: what grows with the video, at the smallest and the largest frame count, with and without the heap
+  trim (video_cache_mib=8, one AdaptToken answer per process): at the end of the group passes, resident memory,
+  the bytes glibc's allocator has in use and holds free (`mallinfo2`), the frame/feature cache, Python objects
+  (tracemalloc without numpy's array data; it slows the run) and the per-group scores and token ids; the peak
+  over the whole answer.
+- `store7b`: the selector stage (`Stage.collect_evidence` with the bounded candidate store, the selector's
+  `select`, the gather of the kept tokens' features) at Qwen2.5-VL-7B's shape: features D = 3584 in bfloat16,
+  448 x 448 px frames (256 tokens per frame pair), 64 frames (8,192 tokens) per group, budget 7,040; at each
+  frame count for adapttoken, adapttoken-lite and attention-topk, and at 100 / 1,000 / 10,000 text tokens
+  after the video (`--store7b-text`) for one group. No model of that size runs on a CPU: a synthetic adapter
+  returns seeded random features per group, and a one-layer synthetic model runs the real scoring hook
+  (`scoring.capture_scores`) on seeded random hidden states (width 64 for the frame rows, 3584 with 4 heads
+  of 128 for the text rows) and answers with random logits (entropies far above theta: Lite visits every
+  group, its worst case). The unbounded store (`collect_evidence(bound_store=False)`, what the ablation keeps)
+  is run at the smallest frame count.
 - `overlap`: seconds per answer with and without background decoding (decode_ahead), AdaptToken (every group)
   and Lite stopped after a quarter of the groups (theta=100, min_groups=G/4, so that every run visits the same
   groups), on the toy video and on a long-GOP video. The configurations take turns, repeated; the table shows
@@ -28,6 +45,7 @@ erratic).
     python scripts/bench_memory.py                                 # 1,000 / 4,000 / 10,000 frames, all sections
     python scripts/bench_memory.py --frames 1000 --sections memory --out runs/bench_memory.json
     python scripts/bench_memory.py --sections question-length --question-chars 100 10000 100000
+    python scripts/bench_memory.py --sections store7b
 """
 
 from __future__ import annotations
@@ -47,7 +65,10 @@ sys.path.insert(0, str(ROOT))
 FRAME_SIDE = 56  # 56 x 56 px frames: 2 x 2 visual tokens per frame pair on the toy model
 VIDEO_FPS = 8.0
 QUESTION, OPTIONS = "What colour is the square?", ["red", "green", "blue", "yellow"]
-MEMORY_MODES = ("pipeline", "pipeline-16mib", "pipeline-disk", "pipeline-off", "one-piece")
+MEMORY_MODES = ("pipeline", "pipeline-8mib", "pipeline-8mib-no-trim", "pipeline-disk", "pipeline-off", "one-piece")
+MODE_NAMES = {"pipeline": "memory (default)", "pipeline-8mib": "memory, 8 MiB",
+              "pipeline-8mib-no-trim": "memory, 8 MiB, no heap trim", "pipeline-disk": "disk", "pipeline-off": "off",
+              "one-piece": "one-piece"}
 QUESTION_MODES = ("pipeline", "pipeline-full", "one-piece")
 ONE_PIECE_MAX = 4096  # the unmodified model on 10,000 frames needs several GB and minutes: not run
 
@@ -131,9 +152,14 @@ def worker(mode: str, video: str, frames: int, budget: int, question_chars: int 
 
     model, processor = _toy()
     _import_decoder()
-    settings = {"pipeline": {}, "pipeline-16mib": {"frame_cache": "memory", "video_cache_mib": 16},
+    bounded = {"frame_cache": "memory", "video_cache_mib": 8}
+    settings = {"pipeline": {}, "pipeline-8mib": bounded, "pipeline-8mib-no-trim": bounded,
                 "pipeline-disk": {"frame_cache": "disk"}, "pipeline-off": {"frame_cache": "off"},
                 "pipeline-full": {"selector": "full"}}.get(mode, {})
+    if mode.endswith("no-trim"):  # freed heap memory stays with the allocator, as before the stage handed it back
+        import adapttoken_plugin.stage as stage_module
+
+        stage_module.release_free_heap = lambda: False
     question = long_question(question_chars)
     config = AdaptTokenConfig(fps=VIDEO_FPS, max_frames=frames, budget=budget, frames_per_group=64, **settings)
     reset_peak_rss()
@@ -145,7 +171,8 @@ def worker(mode: str, video: str, frames: int, budget: int, question_chars: int 
         t = answer.trace
         extra = {"kept_tokens": t.kept_tokens, "total_tokens": t.total_tokens, "groups": len(t.groups),
                  "seconds_by_stage": t.seconds, "frame_cache": t.frame_cache, "frames_decoded": t.frames_decoded,
-                 "video_backend": t.video_backend, "cache_peak_mib": pipe.cache.peak_bytes / 2**20}
+                 "video_backend": t.video_backend, "cache_peak_mib": pipe.cache.peak_bytes / 2**20,
+                 "candidate_store_peak_mib": t.candidate_store_peak_bytes / 2**20}
     else:
         with FrameReader(video) as reader:
             indices = sample_frame_indices(reader.info, VIDEO_FPS, frames, multiple_of=2)
@@ -160,6 +187,71 @@ def worker(mode: str, video: str, frames: int, budget: int, question_chars: int 
         extra = {"total_tokens": int((inputs["input_ids"] == model.config.video_token_id).sum())}
     return {"mode": mode, "frames": frames, "question_chars": len(question), "seconds": time.perf_counter() - start,
             "peak_rss_mb": peak_rss_mb(), "rss_before_mb": base, "peak_over_base_mb": peak_rss_mb() - base, **extra}
+
+
+def glibc_heap_mb() -> tuple[float, float] | None:
+    """(bytes in use, free bytes held) by glibc's allocator over all its arenas, MiB; None without glibc's
+    `mallinfo2` (glibc < 2.33, or another C library)."""
+    import ctypes
+
+    class MallInfo2(ctypes.Structure):
+        _fields_ = [(name, ctypes.c_size_t) for name in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks",
+                                                         "fsmblks", "uordblks", "fordblks", "keepcost")]
+
+    try:
+        mallinfo2 = ctypes.CDLL("libc.so.6").mallinfo2
+    except (OSError, AttributeError):
+        return None
+    mallinfo2.restype = MallInfo2
+    info = mallinfo2()
+    return (info.uordblks + info.hblkhd) / 2**20, info.fordblks / 2**20
+
+
+def growth_worker(video: str, frames: int, budget: int, trim: bool) -> dict:
+    """One AdaptToken answer (video_cache_mib=8) with what is held at the end of the group passes."""
+    import tracemalloc
+
+    import numpy as np
+
+    from adapttoken_plugin import AdaptTokenConfig, Pipeline
+
+    def python_objects_mb() -> float:  # numpy's array data is traced too, in its own domain: left out
+        numpy_data = tracemalloc.DomainFilter(inclusive=False, domain=np.lib.tracemalloc_domain)
+        return sum(stat.size for stat in tracemalloc.take_snapshot().filter_traces([numpy_data]).statistics(
+            "filename")) / 2**20
+
+    model, processor = _toy()
+    _import_decoder()
+    if not trim:
+        import adapttoken_plugin.stage as stage_module
+
+        stage_module.release_free_heap = lambda: False
+    config = AdaptTokenConfig(fps=VIDEO_FPS, max_frames=frames, budget=budget, frames_per_group=64,
+                              frame_cache="memory", video_cache_mib=8)
+    pipe = Pipeline(model, processor, config)
+    tracemalloc.start()
+    reset_peak_rss()
+    base, heap_base = rss_mb(), glibc_heap_mb()
+    held: dict = {}
+    groups = []
+
+    def on_group(group, num_groups: int) -> None:
+        groups.append(group)
+        if len(groups) == num_groups:  # the last pass: what the passes left behind
+            heap = glibc_heap_mb()
+            held.update(rss_mb=rss_mb() - base, cache_mb=pipe.cache.bytes / 2**20,
+                        python_mb=python_objects_mb(),
+                        scores_and_ids_mb=sum(t.numel() * t.element_size() for g in groups
+                                              for t in (g.scores, g.token_ids, g.units)) / 2**20)
+            if heap is not None and heap_base is not None:
+                held.update(heap_in_use_mb=heap[0] - heap_base[0], heap_free_mb=heap[1])
+
+    answer = pipe.answer(video, QUESTION, OPTIONS, on_group=on_group)
+    tracemalloc.stop()
+    return {"frames": frames, "trim": trim, "groups": len(answer.trace.groups),
+            "peak_over_base_mb": peak_rss_mb() - base,
+            "heap_free_at_start_mb": None if heap_base is None else heap_base[1],
+            "candidate_store_peak_mib": answer.trace.candidate_store_peak_bytes / 2**20, **held}
 
 
 def overlap_worker(video: str, fps: float, frames: int, repeats: int) -> list[dict]:
@@ -225,6 +317,131 @@ def questions_worker(video: str, frames: int, repeats: int) -> list[dict]:
     return list(best.values())
 
 
+# -- store7b: the selector stage at Qwen2.5-VL-7B's shape, on synthetic features and hidden states ------------------
+
+D7B = 3584  # Qwen2.5-VL-7B's feature width (the language model's hidden size)
+GRID7B = 16  # 448 x 448 px frame pairs: 16 x 16 visual tokens after the 2 x 2 merge
+BUDGET7B = 7040
+FRAMES_PER_GROUP7B = 64  # 32 frame pairs: 8,192 tokens per group
+STORE7B_SELECTORS = ("adapttoken", "adapttoken-lite", "attention-topk")
+
+
+def apply_rotary_pos_emb(q, k, cos, sin):
+    """Rotary embedding of the synthetic attention (the scoring hook looks it up in the attention's module)."""
+    def rotate(x):
+        half = x.shape[-1] // 2
+        return __import__("torch").cat([-x[..., half:], x[..., :half]], dim=-1)
+
+    cos, sin = cos.unsqueeze(1), sin.unsqueeze(1)
+    return q * cos + rotate(q) * sin, k * cos + rotate(k) * sin
+
+
+def synthetic_stage(selector: str, width: int, heads: int, head_dim: int, seed: int = 0):
+    """A `Stage` of `selector` (budget 7,040, 64 frames per group, scoring layer 0) over a synthetic adapter and a
+    one-layer synthetic model: `encode` gives seeded random (N, 3584) bfloat16 features per group; a forward makes
+    seeded random hidden states (1, L, width) in bfloat16, runs the attention module (whose pre-hook is the real
+    scoring hook; the module itself computes nothing) and returns random logits over 1,000 tokens (answer entropies
+    of 3 to 6.5 nats: Lite never stops early)."""
+    from types import SimpleNamespace
+
+    import torch
+
+    from adapttoken_plugin import AdaptTokenConfig
+    from adapttoken_plugin.adapters.base import ModelAdapter
+    from adapttoken_plugin.stage import Stage
+
+    class Attention(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.layer_idx, self.head_dim, self.scaling = 0, head_dim, head_dim**-0.5
+            self.config = SimpleNamespace(num_attention_heads=heads)
+            self.q_proj = torch.nn.Linear(width, heads * head_dim, bias=False, dtype=torch.bfloat16)
+            self.k_proj = torch.nn.Linear(width, heads * head_dim, bias=False, dtype=torch.bfloat16)
+
+        def forward(self, hidden_states, position_embeddings):
+            return hidden_states
+
+    class Model(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.layers = torch.nn.ModuleList([torch.nn.Module()])
+            self.layers[0].self_attn = Attention()
+
+        def get_decoder(self):
+            return self
+
+        def forward(self, input_ids, group_seed, logits_to_keep=1, use_cache=False):
+            seq_len = input_ids.shape[1]
+            gen = torch.Generator().manual_seed(seed * 1_000_003 + group_seed)
+            hidden = torch.randn(1, seq_len, width, generator=gen, dtype=torch.bfloat16)
+            inv = 1.0 / 10000 ** (torch.arange(0, head_dim, 2) / head_dim)
+            angles = torch.arange(seq_len)[:, None] * inv[None, :]
+            angles = torch.cat([angles, angles], dim=-1)[None]
+            self.layers[0].self_attn(hidden_states=hidden, position_embeddings=(angles.cos(), angles.sin()))
+            scale = 1.0 + 1.5 * float(torch.rand((), generator=gen))  # entropies of 3 to 6.5 nats: none <= theta
+            return SimpleNamespace(logits=torch.randn(1, 1, 1000, generator=gen) * scale)
+
+    class Adapter(ModelAdapter):
+        frames_per_unit = 2
+
+        @property
+        def device(self):
+            return torch.device("cpu")
+
+        def split_inputs(self, inputs):
+            raise NotImplementedError
+
+        def unit_pixels(self, pixels, layout, units):
+            raise NotImplementedError
+
+        def encode(self, pixel_inputs):
+            units = pixel_inputs["units"]
+            gen = torch.Generator().manual_seed(seed * 1_000_003 + int(units[0]))
+            return torch.randn(len(units) * GRID7B * GRID7B, D7B, generator=gen, dtype=torch.bfloat16)
+
+        def model_inputs(self, prompt, layout, token_ids, features):
+            length = len(prompt.prefix_ids) + len(token_ids) + len(prompt.suffix_ids)
+            return {"input_ids": torch.zeros(1, length, dtype=torch.long), "group_seed": int(token_ids[0])}
+
+        def visual_columns(self, prompt, layout, token_ids):
+            return torch.arange(len(prompt.prefix_ids), len(prompt.prefix_ids) + len(token_ids))
+
+    model = Model()
+    config = AdaptTokenConfig(selector=selector, budget=BUDGET7B, frames_per_group=FRAMES_PER_GROUP7B, scoring_layer=0)
+    return Stage(model, Adapter(model), config)
+
+
+def store7b_worker(selector: str, frames: int, text_tokens: int, width: int, bounded: bool) -> dict:
+    """One selection at the 7B shape in this process: peak RSS over the RSS once the synthetic stage is made."""
+    import torch
+
+    from adapttoken_plugin.adapters.base import PromptParts
+    from adapttoken_plugin.layout import VideoLayout
+    from adapttoken_plugin.stage import Query
+
+    torch.set_num_threads(THREADS)
+    heads, head_dim = (4, 128) if width == D7B else (2, 32)
+    stage = synthetic_stage(selector, width, heads, head_dim)
+    layout = VideoLayout(num_units=frames // 2, grid_h=GRID7B, grid_w=GRID7B, frames_per_unit=2)
+    prompt = PromptParts(torch.arange(16), torch.arange(text_tokens))
+    query = Query(prompt, layout, lambda units: {"units": units})
+    reset_peak_rss()
+    base = rss_mb()
+    start = time.perf_counter()
+    evidence = stage.collect_evidence(query, bound_store=bounded)
+    result = stage.finish(query, evidence)
+    seconds = time.perf_counter() - start
+    per_token = sum(t.numel() * t.element_size() for g in evidence.groups
+                    for t in (g.scores, g.token_ids, g.units) if t is not None)
+    return {"selector": selector, "frames": frames, "text_tokens": text_tokens, "width": width, "bounded": bounded,
+            "visual_tokens": layout.num_tokens, "groups": len(evidence.groups),
+            "groups_visited": result.trace.groups_visited, "kept_tokens": result.trace.kept_tokens,
+            "candidate_store_peak_mib": result.trace.candidate_store_peak_bytes / 2**20,
+            "scores_and_ids_mib": per_token / 2**20, "kept_features_mib": result.features.numel() * 2 / 2**20,
+            "seconds": seconds, "peak_rss_mb": peak_rss_mb(), "rss_before_mb": base,
+            "peak_over_base_mb": peak_rss_mb() - base}
+
+
 def child_env() -> dict:
     """This environment, plus PyAV's FFmpeg on the library path when torchcodec finds no system FFmpeg."""
     env = dict(os.environ)
@@ -256,7 +473,7 @@ def main() -> None:
     parser.add_argument("--frames", type=int, nargs="+", default=[1000, 4000, 10000])
     parser.add_argument("--budget", type=int, default=512)
     parser.add_argument("--sections", nargs="+", default=["memory", "overlap", "questions"],
-                        choices=["memory", "overlap", "questions", "question-length"])
+                        choices=["memory", "growth", "overlap", "questions", "question-length", "store7b"])
     parser.add_argument("--overlap-frames", type=int, default=4000, help="toy-video frame count of `overlap`")
     parser.add_argument("--question-chars", type=int, nargs="+", default=[100, 1000, 10_000],
                         help="question lengths (characters) of `question-length` (100000: about 40 minutes on 2 cores)")
@@ -271,6 +488,12 @@ def main() -> None:
     parser.add_argument("--overlap-worker", nargs=4, metavar=("VIDEO", "FPS", "FRAMES", "REPEATS"),
                         help=argparse.SUPPRESS)
     parser.add_argument("--questions-worker", nargs=3, metavar=("VIDEO", "FRAMES", "REPEATS"), help=argparse.SUPPRESS)
+    parser.add_argument("--growth-worker", nargs=4, metavar=("VIDEO", "FRAMES", "BUDGET", "TRIM"),
+                        help=argparse.SUPPRESS)
+    parser.add_argument("--store7b-text", type=int, nargs="+", default=[100, 1000, 10_000],
+                        help="text tokens after the video of `store7b`'s question rows (one group of 64 frames)")
+    parser.add_argument("--store7b-worker", nargs=5, metavar=("SELECTOR", "FRAMES", "TEXT", "WIDTH", "BOUNDED"),
+                        help=argparse.SUPPRESS)
     args = parser.parse_args()
     global THREADS
     THREADS = args.threads
@@ -285,6 +508,14 @@ def main() -> None:
     if args.questions_worker:
         video, frames, repeats = args.questions_worker
         print(json.dumps(questions_worker(video, int(frames), int(repeats))))
+        return
+    if args.growth_worker:
+        video, frames, budget, trim = args.growth_worker
+        print(json.dumps(growth_worker(video, int(frames), int(budget), trim == "1")))
+        return
+    if args.store7b_worker:
+        selector, frames, text, width, bounded = args.store7b_worker
+        print(json.dumps(store7b_worker(selector, int(frames), int(text), int(width), bounded == "1")))
         return
 
     cache = Path(args.cache)
@@ -310,16 +541,49 @@ def main() -> None:
         out["memory"] = rows
         save()
         print("\n| frames | frame cache | visual tokens | kept | frames decoded | seconds | frame/feature cache peak "
-              "(MiB) | peak RSS over start (MiB) |\n|---|---|---|---|---|---|---|---|")
+              "(MiB) | peak RSS over start (MiB) | of which not the cache (MiB) |\n" + "|---" * 9 + "|")
         for r in rows:
-            name = {"pipeline": "memory (default)", "pipeline-16mib": "memory, 16 MiB", "pipeline-disk": "disk",
-                    "pipeline-off": "off", "one-piece": "one-piece"}[r["mode"]]
+            name = MODE_NAMES[r["mode"]]
             if "error" in r:
-                print(f"| {r['frames']} | {name} | - | - | - | - | - | failed: {r['error']} |")
+                print(f"| {r['frames']} | {name} | - | - | - | - | - | failed: {r['error']} | - |")
                 continue
             peak = f"{r['cache_peak_mib']:.1f}" if "cache_peak_mib" in r else "-"
+            rest = f"{r['peak_over_base_mb'] - r['cache_peak_mib']:.0f}" if "cache_peak_mib" in r else "-"
             print(f"| {r['frames']} | {name} | {r.get('total_tokens', '-')} | {r.get('kept_tokens', 'all')} | "
                   f"{r.get('frames_decoded', r['frames'])} | {r['seconds']:.2f} | {peak} | "
+                  f"{r['peak_over_base_mb']:.0f} | {rest} |")
+        first, last = min(args.frames), max(args.frames)
+        print(f"\npeak RSS over start at {last} frames / at {first}:")
+        for mode in MEMORY_MODES:
+            ends = [r for r in rows if r["mode"] == mode and r["frames"] in (first, last) and "error" not in r]
+            if len(ends) == 2 and first != last:
+                low, high = sorted(ends, key=lambda r: r["frames"])
+                print(f"- {MODE_NAMES[mode]}: {high['peak_over_base_mb'] / low['peak_over_base_mb']:.2f}x")
+
+    if "growth" in args.sections:
+        rows = []
+        for frames in sorted({min(args.frames), max(args.frames)}):
+            video = make_video(cache / f"noise_{frames}.mp4", frames)
+            for trim in (False, True):
+                rows.append(run_child(["--growth-worker", str(video), str(frames), str(args.budget),
+                                       "1" if trim else "0"], env) | {"frames": frames, "trim": trim})
+                print(rows[-1], file=sys.stderr)
+        out["growth"] = rows
+        save()
+
+        def mb(r: dict, key: str) -> str:
+            return "-" if r.get(key) is None else f"{r[key]:.1f}"
+
+        print("\nAt the end of the group passes (MiB over the start unless said):\n\n| frames | heap trim | RSS | "
+              "glibc in use | glibc free, held | frame/feature cache | Python objects | scores and token ids | "
+              "candidate store peak | peak RSS over start |\n" + "|---" * 10 + "|")
+        for r in rows:
+            if "error" in r:
+                print(f"| {r['frames']} | {'yes' if r['trim'] else 'no'} |" + " - |" * 7 + f" failed: {r['error']} |")
+                continue
+            print(f"| {r['frames']} | {'yes' if r['trim'] else 'no'} | {mb(r, 'rss_mb')} | {mb(r, 'heap_in_use_mb')} | "
+                  f"{mb(r, 'heap_free_mb')} | {mb(r, 'cache_mb')} | {mb(r, 'python_mb')} | "
+                  f"{mb(r, 'scores_and_ids_mb')} | {r['candidate_store_peak_mib']:.2f} | "
                   f"{r['peak_over_base_mb']:.0f} |")
 
     if "overlap" in args.sections:
@@ -378,6 +642,32 @@ def main() -> None:
                 continue
             print(f"| {r['question_chars']} | {r['mode']} | {r.get('total_tokens', '-')} | "
                   f"{r.get('kept_tokens', 'all')} | {r['seconds']:.2f} | {r['peak_over_base_mb']:.0f} |")
+
+    if "store7b" in args.sections:
+        rows = []
+        jobs = [(name, frames, 32, 64, True) for frames in args.frames for name in STORE7B_SELECTORS]
+        jobs.append(("adapttoken", min(args.frames), 32, 64, False))
+        jobs += [("adapttoken", FRAMES_PER_GROUP7B, text, D7B, True) for text in args.store7b_text]
+        for selector, frames, text, width, bounded in jobs:
+            rows.append(run_child(["--store7b-worker", selector, str(frames), str(text), str(width),
+                                   "1" if bounded else "0"], env)
+                        | {"selector": selector, "frames": frames, "text_tokens": text, "bounded": bounded})
+            print(rows[-1], file=sys.stderr)
+        out["store7b"] = rows
+        save()
+        print(f"\nQwen2.5-VL-7B shape (D = {D7B}, bfloat16, {GRID7B * GRID7B} tokens per frame pair, "
+              f"{FRAMES_PER_GROUP7B} frames per group), budget {BUDGET7B}:\n\n| frames | text tokens | selector | "
+              "candidate store | groups visited | kept | seconds | candidate store peak (MiB) | scores and token ids "
+              "(MiB) | kept features (MiB) | peak RSS over start (MiB) |\n" + "|---" * 11 + "|")
+        for r in rows:
+            store = "bounded" if r["bounded"] else "unbounded"
+            if "error" in r:
+                print(f"| {r['frames']} | {r['text_tokens']} | {r['selector']} | {store} | - | - | - | - | - | - | "
+                      f"failed: {r['error']} |")
+                continue
+            print(f"| {r['frames']} | {r['text_tokens']} | {r['selector']} | {store} | {r['groups_visited']} / "
+                  f"{r['groups']} | {r['kept_tokens']} | {r['seconds']:.1f} | {r['candidate_store_peak_mib']:.1f} | "
+                  f"{r['scores_and_ids_mib']:.1f} | {r['kept_features_mib']:.1f} | {r['peak_over_base_mb']:.0f} |")
 
     save()
     print(f"\nload average {out['load_average_start'][0]:.1f} at the start, {os.getloadavg()[0]:.1f} at the end, on "

@@ -596,11 +596,11 @@ def test_torchcodec_decodes_on_the_cpu_when_the_cuda_decoder_cannot_open(video, 
 def test_closing_a_decord_reader_returns_its_freed_heap_to_the_os(video, monkeypatch):
     pytest.importorskip("decord")
     import adapttoken_plugin.video.decord_backend as decord_module
-    from adapttoken_plugin.video._common import release_freed_memory
+    from adapttoken_plugin.heap import release_free_heap
 
-    release_freed_memory()  # runs here (glibc) without error; a no-op elsewhere
+    release_free_heap()  # runs here (glibc) without error; a no-op elsewhere
     calls = []
-    monkeypatch.setattr(decord_module, "release_freed_memory", lambda: calls.append(1))
+    monkeypatch.setattr(decord_module, "release_free_heap", lambda: calls.append(1))
     reader = FrameReader(video, backend="decord", size=(24, 32))
     assert decode_indices(reader.read([1, 30])) == [1, 30]
     reader.close()

@@ -5,10 +5,6 @@ decord and PyAV are imported inside functions, so importing this module stays ch
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
-import sys
-
 # Rounding of a time (in frame units) to a frame index: a timestamp half-way between two frames goes up
 # in both backends even though decord gives float32 seconds (off by up to ~0.007 frame after an hour)
 HALF_UP = 0.51
@@ -37,21 +33,3 @@ def error_cause(error: BaseException) -> str:
     # decord's messages carry a C++ stack trace; its first line says what went wrong
     text = str(error).strip().splitlines()
     return f"{type(error).__name__}: {text[0] if text else ''}"
-
-
-def release_freed_memory() -> None:
-    """Give memory freed by native decoders back to the OS (glibc only; elsewhere a no-op).
-
-    Decoder threads allocate in their own glibc arenas, and glibc keeps what is freed there for reuse, so a
-    closed decord reader left the process tens of MiB larger (docs/benchmarks.md, "Decoders").
-    """
-    if not sys.platform.startswith("linux"):
-        return
-    name = ctypes.util.find_library("c")
-    try:
-        libc = ctypes.CDLL(name) if name else None
-        trim = getattr(libc, "malloc_trim", None)  # musl has none
-    except OSError:
-        return
-    if trim is not None:
-        trim(0)

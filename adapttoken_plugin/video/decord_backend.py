@@ -10,7 +10,8 @@ from typing import Any
 import numpy as np
 
 from ..errors import VideoReadError
-from ._common import HALF_UP, error_cause, pyav_available, release_freed_memory
+from ..heap import release_free_heap
+from ._common import HALF_UP, error_cause, pyav_available
 from .pyav_backend import PyAVBackend
 from .sampling import VideoInfo
 
@@ -123,7 +124,7 @@ class DecordBackend:
             self._fallback.close()
             self._fallback = None
         if had_reader:
-            release_freed_memory()
+            release_free_heap()  # its threads' arenas keep what they freed
 
 
 def _to_numpy(batch: Any) -> np.ndarray:
