@@ -46,6 +46,12 @@ PRESETS: dict[str, ModelPreset] = {
     # 0.73 / 0.94 / 0.90 / 0.41 for layers 0-3, so layer 1, not round(0.7 * 4) = 3; budget: the demo's
     "needle-toy": ModelPreset(num_layers=4, scoring_layer=1, frames_per_group=64, budget=128,
                               source="scripts/probe_layer.py"),
+    # the bundled tasks toy model (adapttoken_plugin/assets/tasks-toy): scripts/probe_layer.py --model
+    # adapttoken_plugin/assets/tasks-toy --frames 128 --size 112 --trials 16 --needle-units 2 gave needle recall
+    # 0.19 / 0.32 / 0.33 / 0.27 for layers 0-3 (chance 0.03), so layer 2; frames per group and budget: what
+    # scripts/bench_tasks.py uses (32 frames, 1/16 of a 256-frame video's 2,048 tokens)
+    "tasks-toy": ModelPreset(num_layers=4, scoring_layer=2, frames_per_group=32, budget=128,
+                             source="scripts/probe_layer.py"),
 }
 
 

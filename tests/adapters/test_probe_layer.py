@@ -76,3 +76,13 @@ def test_the_bundled_toy_models_preset_is_the_layer_the_probe_finds_on_it(probe)
     assert result["best_layer"] == PRESETS["needle-toy"].scoring_layer
     assert recall[result["best_layer"]] > recall[round(0.7 * result["num_layers"])]  # what the 0.7 rule picks
     assert adapter_for(load_needle_model()[0]).default_scoring_layer() == PRESETS["needle-toy"].scoring_layer
+
+
+def test_the_tasks_models_preset_is_the_layer_the_probe_finds_on_it(probe):
+    from adapttoken_plugin.presets import PRESETS
+    from adapttoken_plugin.toy import TASKS_MODEL_DIR, load_tasks_model
+
+    result = probe.main(["--model", str(TASKS_MODEL_DIR), "--frames", "128", "--size", "112", "--trials", "16",
+                         "--needle-units", "2"])
+    assert result["best_layer"] == PRESETS["tasks-toy"].scoring_layer
+    assert adapter_for(load_tasks_model()[0]).default_scoring_layer() == PRESETS["tasks-toy"].scoring_layer
