@@ -444,12 +444,10 @@ def store7b_worker(selector: str, frames: int, text_tokens: int, width: int, bou
 
 def child_env() -> dict:
     """This environment, plus PyAV's FFmpeg on the library path when torchcodec finds no system FFmpeg."""
-    env = dict(os.environ)
-    path = subprocess.run([sys.executable, str(ROOT / "scripts" / "torchcodec_ffmpeg.py"),
-                           str(ROOT / "runs" / "torchcodec-ffmpeg")], capture_output=True, text=True).stdout.strip()
-    if path:
-        env["LD_LIBRARY_PATH"] = path + (":" + env["LD_LIBRARY_PATH"] if env.get("LD_LIBRARY_PATH") else "")
-    return env
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from bench_decoders import child_env as decoders_child_env
+
+    return decoders_child_env()
 
 
 def run_child(args: list[str], env: dict) -> list[dict] | dict:
