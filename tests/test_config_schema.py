@@ -143,6 +143,9 @@ def test_llava_vid_refuses_the_pipeline_only_settings():
             split_model_args({f"adapttoken_{name}": "1", "pretrained": "x"})
     config, package, rest = split_model_args({"adapttoken_budget": "64", "pretrained": "x"})
     assert (config.budget, package, rest) == (64, "llava", {"pretrained": "x"})
+    for name in ("rope_scaling", "rope_factor", "rope_original_max_position_embeddings"):
+        with pytest.raises(at.ConfigError, match=f"{name}: the YaRN model arguments"):
+            split_model_args({name: "4", "pretrained": "x"})
 
 
 def test_a_setting_the_selector_does_not_read_is_warned_about():

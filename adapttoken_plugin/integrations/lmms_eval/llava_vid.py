@@ -37,6 +37,8 @@ UPSTREAM_PACKAGE = "llava"
 LLAVA_VID_IMPORTS = ("constants", "conversation", "mm_utils", "model.builder", "model.language_model.llava_llama",
                      "model.language_model.llava_qwen")
 LLAVA_VID_MODULE = "lmms_eval.models.simple.llava_vid"
+#: the `adapttoken` model's rotary-embedding arguments, which llava_vid has no way to apply
+ROPE_ARGUMENTS = ("rope_scaling", "rope_factor", "rope_original_max_position_embeddings")
 #: llava_vid's own argument for a setting it refuses (the refused settings: `pipeline_only` in the config schema)
 OWN_ARGUMENT = {"fps": "video_fps", "max_frames": "max_frames_num"}
 
@@ -51,6 +53,11 @@ def split_model_args(kwargs: dict[str, Any]) -> tuple[AdaptTokenConfig, str, dic
             hint = f"; use llava_vid's own {OWN_ARGUMENT[name]}" if name in OWN_ARGUMENT else ""
             raise ConfigError(f"{PREFIX + name} has no effect with adapttoken_llava_vid: llava_vid samples and "
                               f"preprocesses the frames itself{hint}")
+    rope = sorted(key for key in rest if key in ROPE_ARGUMENTS)
+    if rope:
+        raise ConfigError(f"{', '.join(rope)}: the YaRN model arguments are the `adapttoken` model's (transformers "
+                          "checkpoints); llava_vid loads the fork's checkpoint itself, so set `rope_scaling` in that "
+                          "checkpoint's config.json instead")
     return AdaptTokenConfig.from_dict(own), package, rest
 
 
