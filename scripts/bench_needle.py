@@ -75,6 +75,38 @@ def load_model(path: str | None):
     return AutoModelForImageTextToText.from_pretrained(path).eval(), AutoProcessor.from_pretrained(path)
 
 
+def collect_evidence_once(model, pipe, query, largest: AdaptTokenConfig, selectors) -> tuple[dict, object, float]:
+    """Each kind of evidence the `selectors` read, once per question, for every selector and budget that reads
+    it: ({"group": ..., "early layer": ...}, every token's features or None, their seconds)."""
+    evidence = {"group": Stage(model, pipe.adapter, largest).collect_evidence(query)}
+    early = [n for n in selectors if n in SELECTORS and SELECTORS.get(n).early_layer_pass]
+    if early:
+        evidence["early layer"] = Stage(model, pipe.adapter, largest.replace(selector=early[0]),
+                                        warn=False).collect_evidence(query)
+    features, feature_seconds = None, 0.0
+    if any(n in SELECTORS and SELECTORS.get(n).needs_features for n in selectors):
+        start = time.perf_counter()
+        features = Stage(model, pipe.adapter, largest).encode_video(query)
+        feature_seconds = time.perf_counter() - start
+    return evidence, features, feature_seconds
+
+
+def answer_from_evidence(stage, pipe, query, evidence: dict, features, feature_seconds: float, options):
+    """`stage`'s selector replayed on the evidence it reads, then the final pass: (result, answer, the evidence
+    kind replayed, groups visited, seconds of {feature pass, group passes, selection and final pass})."""
+    selector = stage.selector
+    kind = evidence["early layer" if selector.early_layer_pass else "group"]
+    replayed = stage.replay(dataclasses.replace(kind, features=features if selector.needs_features else None))
+    start = time.perf_counter()
+    result = stage.finish(query, replayed)
+    answer = pipe.generate_answer(query.prompt, query.layout, result, options, max_new_tokens=4)
+    seconds = {"feature_pass": feature_seconds if selector.needs_features else 0.0,
+               "group_passes": sum(sum(g.seconds.values()) for g in replayed.visited)
+               if selector.needs_group_pass else 0.0,
+               "final": time.perf_counter() - start}
+    return result, answer, kind, replayed.visited, seconds
+
+
 def run_question(model, processor, q: NeedleQuestion, video: Path, fractions, selectors) -> list[dict]:
     base = AdaptTokenConfig(fps=VIDEO_FPS, max_frames=q.num_frames, frames_per_group=64, selector="adapttoken")
     pipe = Pipeline(model, processor, base)
@@ -86,17 +118,7 @@ def run_question(model, processor, q: NeedleQuestion, video: Path, fractions, se
         budgets = {f: max(1, total // f) for f in fractions}
         query = Query(prompt, layout, session.pixels_for, video_key=video_key_of_file(video))
         largest = base.replace(budget=max(budgets.values()))
-        # each kind of evidence once per question, for every selector and budget that reads it
-        evidence = {"group": Stage(model, pipe.adapter, largest).collect_evidence(query)}
-        early = [n for n in selectors if n in SELECTORS and SELECTORS.get(n).early_layer_pass]
-        if early:
-            evidence["early layer"] = Stage(model, pipe.adapter, largest.replace(selector=early[0]),
-                                            warn=False).collect_evidence(query)
-        features, feature_seconds = None, 0.0
-        if any(n in SELECTORS and SELECTORS.get(n).needs_features for n in selectors):
-            start = time.perf_counter()
-            features = Stage(model, pipe.adapter, largest).encode_video(query)
-            feature_seconds = time.perf_counter() - start
+        evidence, features, feature_seconds = collect_evidence_once(model, pipe, query, largest, selectors)
         needle_frames = set(q.needle_frames)
         needle_units = sorted({i // layout.frames_per_unit for i, f in enumerate(layout.frame_indices)
                                if f in needle_frames})
@@ -107,16 +129,9 @@ def run_question(model, processor, q: NeedleQuestion, video: Path, fractions, se
                 if name == "oracle":  # not a registered strategy: the upper bound of this benchmark only
                     stage.selector = OracleSelector(cfg, needle_units)
                 selector = stage.selector
-                kind = evidence["early layer" if selector.early_layer_pass else "group"]
-                replayed = stage.replay(dataclasses.replace(kind, features=features if selector.needs_features
-                                                            else None))
-                visited = replayed.visited
-                start = time.perf_counter()
-                result = stage.finish(query, replayed)
-                answer = pipe.generate_answer(prompt, layout, result, q.options, max_new_tokens=4)
-                own = time.perf_counter() - start
-                passes = sum(sum(g.seconds.values()) for g in visited) if selector.needs_group_pass else 0.0
-                feature_pass = feature_seconds if selector.needs_features else 0.0
+                result, answer, kind, visited, sec = answer_from_evidence(stage, pipe, query, evidence, features,
+                                                                          feature_seconds, q.options)
+                feature_pass, passes, own = sec["feature_pass"], sec["group_passes"], sec["final"]
                 kept_needle = int(torch.isin(result.token_ids, layout.token_ids_of_units(
                     torch.tensor(needle_units))).sum())
                 rows.append({

@@ -21,7 +21,6 @@ Writes <out>/results.json (every run and every group's entropy), <out>/summary.j
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import sys
 import time
@@ -31,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from adapttoken_plugin import SELECTORS, AdaptTokenConfig
+from adapttoken_plugin import AdaptTokenConfig
 from adapttoken_plugin.ablation.stats import bootstrap_interval, mcnemar_exact, paired_bootstrap_interval
 from adapttoken_plugin.bench_tasks import TASKS, TaskQuestion, task_question_set, write_video_file
 from adapttoken_plugin.needle import VIDEO_FPS
@@ -41,7 +40,14 @@ from adapttoken_plugin.toy import TASKS_MODEL_DIR
 from adapttoken_plugin.video import video_key_of_file
 
 sys.path.insert(0, str(Path(__file__).parent))
-from bench_needle import STAGE_SECONDS, OracleSelector, load_model, selectors_run  # noqa: E402
+from bench_needle import (  # noqa: E402
+    STAGE_SECONDS,
+    OracleSelector,
+    answer_from_evidence,
+    collect_evidence_once,
+    load_model,  # noqa: E402
+    selectors_run,
+)
 
 TAUS = (0.25, 0.5, 1.0, 4.0)  # beside the default 2.0, at the sweep budget
 THETAS = (0.05, 0.5, 1.0)  # beside the default 0.2
@@ -72,16 +78,7 @@ def run_question(model, processor, q: TaskQuestion, video: Path, fractions: list
         budgets = {f: max(1, total // f) for f in fractions}
         query = Query(prompt, layout, session.pixels_for, video_key=video_key_of_file(video))
         largest = base.replace(budget=max(budgets.values()))
-        evidence = {"group": Stage(model, pipe.adapter, largest).collect_evidence(query)}
-        early = [n for n in selectors if n in SELECTORS and SELECTORS.get(n).early_layer_pass]
-        if early:
-            evidence["early layer"] = Stage(model, pipe.adapter, largest.replace(selector=early[0]),
-                                            warn=False).collect_evidence(query)
-        features, feature_seconds = None, 0.0
-        if any(n in SELECTORS and SELECTORS.get(n).needs_features for n in selectors):
-            start = time.perf_counter()
-            features = Stage(model, pipe.adapter, largest).encode_video(query)
-            feature_seconds = time.perf_counter() - start
+        evidence, features, feature_seconds = collect_evidence_once(model, pipe, query, largest, selectors)
         wanted = set(q.evidence_frames)
         ev_units = sorted({i // layout.frames_per_unit for i, f in enumerate(layout.frame_indices) if f in wanted})
         ev_units_t = torch.tensor(ev_units, dtype=torch.long)
@@ -101,16 +98,9 @@ def run_question(model, processor, q: TaskQuestion, video: Path, fractions: list
                 if plain == "oracle":  # not a registered strategy: the upper bound of this benchmark only
                     stage.selector = OracleSelector(cfg, ev_units)
                 selector = stage.selector
-                kind = evidence["early layer" if selector.early_layer_pass else "group"]
-                replayed = stage.replay(dataclasses.replace(kind, features=features if selector.needs_features
-                                                            else None))
-                visited = replayed.visited
-                start = time.perf_counter()
-                result = stage.finish(query, replayed)
-                answer = pipe.generate_answer(prompt, layout, result, q.options, max_new_tokens=4)
-                own = time.perf_counter() - start
-                passes = sum(sum(g.seconds.values()) for g in visited) if selector.needs_group_pass else 0.0
-                feature_pass = feature_seconds if selector.needs_features else 0.0
+                result, answer, kind, visited, sec = answer_from_evidence(stage, pipe, query, evidence, features,
+                                                                          feature_seconds, q.options)
+                feature_pass, passes, own = sec["feature_pass"], sec["group_passes"], sec["final"]
                 kept_ev = torch.isin(result.token_ids, ev_tokens)
                 units_hit = set(layout.unit_of(result.token_ids[kept_ev]).tolist())
                 given = [g.budget for g in result.trace.groups if g.budget is not None]
