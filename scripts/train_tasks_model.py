@@ -22,10 +22,8 @@ Deterministic for a given seed and thread count (2 threads by default).
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -40,7 +38,7 @@ from adapttoken_plugin.pipeline import Pipeline, format_question
 from adapttoken_plugin.toy import TASKS_MODEL_DIR, toy_model, toy_processor
 
 sys.path.insert(0, str(Path(__file__).parent))
-from train_toy_model import forward_loss  # noqa: E402  (the needle recipe's loss, shared)
+from train_toy_model import forward_loss, train_and_save  # noqa: E402  (the needle recipe's loss and loop)
 
 GRID = FRAME_SIDE // 28  # visual tokens per side of a frame pair
 TOKENS_PER_UNIT = GRID * GRID
@@ -202,34 +200,9 @@ def main() -> None:
     model.train()
     train = TaskBatcher(model, processor, seed=args.seed, max_units=args.max_units, weights=weights)
     held_out = TaskBatcher(model, processor, seed=args.seed + 10_000, max_units=args.max_units)
-    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.01)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr, total_steps=args.steps, pct_start=0.05)
-    log = []
-    start = time.perf_counter()
-    for step in range(1, args.steps + 1):
-        ramp = min(1.0, step / max(1, args.curriculum * args.steps))
-        batch = train.batch(args.batch, max_units=max(1, round(args.max_units ** ramp)))
-        loss, _, _ = forward_loss(model, train, batch)
-        opt.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        sched.step()
-        if step % args.eval_every == 0 or step == args.steps:
-            metrics = {"step": step, "loss": loss.item(), "seconds": time.perf_counter() - start,
-                       "held_out": evaluate(model, held_out, batches_per_task=1)}
-            log.append(metrics)
-            print(json.dumps(metrics), flush=True)
-    final = {"step": args.steps, "seconds": time.perf_counter() - start, "per_task": evaluate(model, held_out)}
-    print("held-out:", json.dumps(final), flush=True)
-
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    model.eval()
-    model.save_pretrained(out)
-    processor.save_pretrained(out)
-    (out / "training_log.json").write_text(json.dumps({"args": vars(args), "log": log, "held_out": final}, indent=1))
-    print(f"saved to {out}")
+    train_and_save(model, processor, train, args, max_units=lambda ramp: max(1, round(args.max_units ** ramp)),
+                   progress=lambda: {"held_out": evaluate(model, held_out, batches_per_task=1)},
+                   final=lambda: {"per_task": evaluate(model, held_out)}, eval_every=args.eval_every)
 
 
 if __name__ == "__main__":

@@ -175,6 +175,41 @@ def evaluate(model, batcher: Batcher, batches: int = 12, size: int = 16) -> dict
             "entropy_by_colour": {c: round(float(np.mean(v)), 3) if v else None for c, v in per_colour.items()}}
 
 
+
+def train_and_save(model, processor, train, args, max_units, progress, final, eval_every: int) -> None:
+    """The training loop both toy models share: AdamW with a one-cycle schedule over `args.steps` batches of
+    `args.batch` examples, whose frame pairs grow with the curriculum ramp (0 -> 1 over `args.curriculum` of the
+    steps) as `max_units(ramp)`; every `eval_every` steps the metrics of `progress()` are logged, at the end those
+    of `final()`; the model, its processor and the training log are written to `args.out`."""
+    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.01)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr, total_steps=args.steps, pct_start=0.05)
+    log = []
+    start = time.perf_counter()
+    for step in range(1, args.steps + 1):
+        ramp = min(1.0, step / max(1, args.curriculum * args.steps))
+        batch = train.batch(args.batch, max_units=max_units(ramp))
+        loss, _, _ = forward_loss(model, train, batch)
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        sched.step()
+        if step % eval_every == 0 or step == args.steps:
+            metrics = {"step": step, "loss": loss.item(), "seconds": time.perf_counter() - start, **progress()}
+            log.append(metrics)
+            print(json.dumps(metrics), flush=True)
+    held_out = {"step": args.steps, "seconds": time.perf_counter() - start, **final()}
+    print("held-out:", json.dumps(held_out), flush=True)
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    model.eval()
+    model.save_pretrained(out)
+    processor.save_pretrained(out)
+    (out / "training_log.json").write_text(json.dumps({"args": vars(args), "log": log, "held_out": held_out},
+                                                      indent=1))
+    print(f"saved to {out}")
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=4000)
@@ -197,34 +232,9 @@ def main() -> None:
     model.train()
     train = Batcher(model, processor, seed=args.seed, distractor_rate=args.distractor_rate)
     held_out = Batcher(model, processor, seed=args.seed + 10_000, distractor_rate=args.distractor_rate)
-    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.01)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr, total_steps=args.steps, pct_start=0.05)
-    log = []
-    start = time.perf_counter()
-    for step in range(1, args.steps + 1):
-        ramp = min(1.0, step / (args.curriculum * args.steps))
-        batch = train.batch(args.batch, max_units=max(1, round(32 ** ramp)))
-        loss, _, _ = forward_loss(model, train, batch)
-        opt.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        sched.step()
-        if step % 250 == 0 or step == args.steps:
-            metrics = {"step": step, "loss": loss.item(), "seconds": time.perf_counter() - start,
-                       **evaluate(model, held_out, batches=4)}
-            log.append(metrics)
-            print(json.dumps(metrics), flush=True)
-    final = {"step": args.steps, "seconds": time.perf_counter() - start, **evaluate(model, held_out)}
-    print("held-out:", json.dumps(final), flush=True)
-
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    model.eval()
-    model.save_pretrained(out)
-    processor.save_pretrained(out)
-    (out / "training_log.json").write_text(json.dumps({"args": vars(args), "log": log, "held_out": final}, indent=1))
-    print(f"saved to {out}")
+    train_and_save(model, processor, train, args, max_units=lambda ramp: max(1, round(32 ** ramp)),
+                   progress=lambda: evaluate(model, held_out, batches=4), final=lambda: evaluate(model, held_out),
+                   eval_every=250)
 
 
 if __name__ == "__main__":
