@@ -19,7 +19,7 @@ from typing import Any
 
 from .checks import DTYPES, check_device, check_output_file, check_output_folder, positive_float, positive_int, require
 from .config import VIDEO_BACKENDS, AdaptTokenConfig, setting_fields
-from .errors import AdaptTokenError
+from .errors import exit_code
 from .loading import load_model  # also importable as cli.load_model, as before
 from .registry import ADAPTERS, SELECTORS
 
@@ -143,23 +143,23 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] == ["lmms-eval"]:  # its own parser: the other arguments are lmms-eval's
         return _lmms_eval(argv)
     args = build_parser().parse_args(argv)
-    try:
-        if args.command == "list":
-            return _list(args.markdown)
-        config = _config_from_args(args)  # a bad setting is reported once, before any rank starts
-        if args.command == "demo":
-            return _demo(args, config)
-        check_answer_inputs(args)  # before the ranks start and before the model loads
-        if args.tp > 1:
-            from .launch import end_with_launcher, in_rank, relaunch
+    return exit_code("adapttoken", lambda: _command(args, argv))
 
-            if not in_rank():  # start the ranks; each runs this command again
-                return relaunch(args.tp, argv)
-            end_with_launcher()
-        return _answer(args, config)
-    except AdaptTokenError as error:
-        print(f"adapttoken: error: {error}", file=sys.stderr)
-        return 2
+
+def _command(args: argparse.Namespace, argv: list[str]) -> int:
+    if args.command == "list":
+        return _list(args.markdown)
+    config = _config_from_args(args)  # a bad setting is reported once, before any rank starts
+    if args.command == "demo":
+        return _demo(args, config)
+    check_answer_inputs(args)  # before the ranks start and before the model loads
+    if args.tp > 1:
+        from .launch import end_with_launcher, in_rank, relaunch
+
+        if not in_rank():  # start the ranks; each runs this command again
+            return relaunch(args.tp, argv)
+        end_with_launcher()
+    return _answer(args, config)
 
 
 def check_answer_inputs(args: argparse.Namespace) -> None:
@@ -188,11 +188,12 @@ def _lmms_eval(argv: list[str]) -> int:
     args, lmms_eval_args = lmms_eval_command(argv[1:])
     from .launch import end_with_launcher, in_rank, init_rank, relaunch
 
-    try:
+    def check() -> int:
         require("lmms_eval", "adapttoken lmms-eval", "eval")  # before the ranks start, not once per rank
         require("deepspeed", f"--tp {args.tp} (tensor parallelism)", "deepspeed")
-    except AdaptTokenError as error:
-        print(f"adapttoken lmms-eval: error: {error}", file=sys.stderr)
+        return 0
+
+    if exit_code("adapttoken lmms-eval", check):
         return 2
     if not in_rank():  # start the ranks; each runs this command again
         return relaunch(args.tp, argv)
@@ -201,12 +202,11 @@ def _lmms_eval(argv: list[str]) -> int:
 
     from .integrations.lmms_eval.tensor_parallel import run_lmms_eval
 
-    try:
+    def run() -> int:
         init_rank(args.tp, timedelta(seconds=args.rank_timeout))
         return run_lmms_eval(lmms_eval_args)
-    except AdaptTokenError as error:
-        print(f"adapttoken lmms-eval: error: {error}", file=sys.stderr)
-        return 2
+
+    return exit_code("adapttoken lmms-eval", run)
 
 
 def _list(markdown: bool = False) -> int:

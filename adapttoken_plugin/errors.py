@@ -4,6 +4,9 @@ Every message names the offending value and what was expected, so a user can fix
 reading our source.
 """
 
+import sys
+from collections.abc import Callable
+
 
 class AdaptTokenError(Exception):
     """Base class of every error raised by adapttoken_plugin."""
@@ -63,3 +66,13 @@ class RankTimeoutError(AdaptTokenError, RuntimeError):
 class CalibrationError(AdaptTokenError, ValueError):
     """Calibration questions cannot give a theta: none given, entropies that are not finite numbers >= 0, or a
     target skip share no theta reaches on them (`adapttoken calibrate`)."""
+
+
+def exit_code(prog: str, run: Callable[[], int]) -> int:
+    """`run()`'s exit code; an `AdaptTokenError` it raises becomes one line `<prog>: error: <message>` on
+    stderr and exit code 2 (a command-line user sees what to fix, not a traceback)."""
+    try:
+        return run()
+    except AdaptTokenError as error:
+        print(f"{prog}: error: {error}", file=sys.stderr)
+        return 2

@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import sys
 from pathlib import Path
 from typing import Any
 
 from ..checks import DTYPES, check_device, check_output_folder, positive_int, require
 from ..config import VIDEO_BACKENDS, AdaptTokenConfig
-from ..errors import AdaptTokenError, ConfigError
+from ..errors import ConfigError, exit_code
 from ..loading import load_model  # the checkpoint at --model; None: the bundled trained toy model
 from ..registry import SELECTORS
 from .datasets import Item, annotation_items, needle_items
@@ -121,11 +120,7 @@ def _setting_name(key: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        return _ablate(args)
-    except AdaptTokenError as error:
-        print(f"ablate: error: {error}", file=sys.stderr)
-        return 2
+    return exit_code("ablate", lambda: _ablate(args))
 
 
 def _ablate(args: argparse.Namespace) -> int:

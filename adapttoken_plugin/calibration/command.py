@@ -12,11 +12,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 
 from ..ablation.command import add_dataset_arguments, add_run_arguments, base_config, dataset_items
 from ..checks import check_device, check_output_file, check_output_folder
-from ..errors import AdaptTokenError, ConfigError
+from ..errors import ConfigError, exit_code
 from ..loading import load_model
 from .replay import LITE, calibrate_questions, check_items, check_lite_config, replay_questions
 from .sweep import Calibration, ThetaRow, check_max_loss, check_target_skip
@@ -46,11 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        return _calibrate(args)
-    except AdaptTokenError as error:
-        print(f"calibrate: error: {error}", file=sys.stderr)
-        return 2
+    return exit_code("calibrate", lambda: _calibrate(args))
 
 
 def _calibrate(args: argparse.Namespace) -> int:
