@@ -19,6 +19,7 @@ Writes <out>/results.json (every run), <out>/summary.json, <out>/table.md and <o
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import os
@@ -91,57 +92,90 @@ def collect_evidence_once(model, pipe, query, largest: AdaptTokenConfig, selecto
     return evidence, features, feature_seconds
 
 
-def answer_from_evidence(stage, pipe, query, evidence: dict, features, feature_seconds: float, options):
-    """`stage`'s selector replayed on the evidence it reads, then the final pass: (result, answer, the evidence
-    kind replayed, groups visited, seconds of {feature pass, group passes, selection and final pass})."""
-    selector = stage.selector
-    kind = evidence["early layer" if selector.early_layer_pass else "group"]
-    replayed = stage.replay(dataclasses.replace(kind, features=features if selector.needs_features else None))
-    start = time.perf_counter()
-    result = stage.finish(query, replayed)
-    answer = pipe.generate_answer(query.prompt, query.layout, result, options, max_new_tokens=4)
-    seconds = {"feature_pass": feature_seconds if selector.needs_features else 0.0,
-               "group_passes": sum(sum(g.seconds.values()) for g in replayed.visited)
-               if selector.needs_group_pass else 0.0,
-               "final": time.perf_counter() - start}
-    return result, answer, kind, replayed.visited, seconds
+@dataclasses.dataclass
+class OpenQuestion:
+    """One question's video opened, with the evidence every strategy replays (`open_question`)."""
+
+    model: object
+    base: AdaptTokenConfig
+    pipe: Pipeline
+    session: object  # the pipeline's open video
+    query: Query
+    options: list[str]
+    budgets: dict[int, int]  # budget fraction F -> tokens (all tokens // F)
+    evidence: dict
+    features: object
+    feature_seconds: float
+
+    @property
+    def layout(self) -> VideoLayout:
+        return self.query.layout
+
+    def units_of_frames(self, frames) -> list[int]:
+        """The frame units (ascending) that hold any of these source frame indices."""
+        wanted = set(frames)
+        return sorted({i // self.layout.frames_per_unit for i, f in enumerate(self.layout.frame_indices)
+                       if f in wanted})
+
+    def answer(self, config: AdaptTokenConfig, oracle_units: list[int] | None = None):
+        """`config`'s selector (the oracle of `oracle_units` when given) replayed on the evidence it reads, then
+        the final pass: (selector, result, answer, the evidence kind replayed, groups visited, seconds of
+        {feature pass, group passes, selection and final pass})."""
+        stage = Stage(self.model, self.pipe.adapter, config, warn=False)
+        if oracle_units is not None:  # not a registered strategy: the upper bound of a benchmark only
+            stage.selector = OracleSelector(config, oracle_units)
+        selector = stage.selector
+        kind = self.evidence["early layer" if selector.early_layer_pass else "group"]
+        replayed = stage.replay(dataclasses.replace(kind, features=self.features if selector.needs_features else None))
+        start = time.perf_counter()
+        result = stage.finish(self.query, replayed)
+        answer = self.pipe.generate_answer(self.query.prompt, self.layout, result, self.options, max_new_tokens=4)
+        seconds = {"feature_pass": self.feature_seconds if selector.needs_features else 0.0,
+                   "group_passes": sum(sum(g.seconds.values()) for g in replayed.visited)
+                   if selector.needs_group_pass else 0.0,
+                   "final": time.perf_counter() - start}
+        return selector, result, answer, kind, replayed.visited, seconds
+
+
+@contextlib.contextmanager
+def open_question(model, processor, video: Path, num_frames: int, question: str, options, fractions, selectors,
+                  frames_per_group: int):
+    """The video opened at `num_frames` frames, the budgets of `fractions`, and the evidence the `selectors`
+    read collected once at the largest budget (scores, entropies and features do not depend on the budget)."""
+    base = AdaptTokenConfig(fps=VIDEO_FPS, max_frames=num_frames, frames_per_group=frames_per_group,
+                            selector="adapttoken")
+    pipe = Pipeline(model, processor, base)
+    prompt = pipe.prompt_parts(format_question(question, list(options)))
+    with pipe.open_video(video) as session:
+        budgets = {f: max(1, session.layout.num_tokens // f) for f in fractions}
+        query = Query(prompt, session.layout, session.pixels_for, video_key=video_key_of_file(video))
+        evidence, features, seconds = collect_evidence_once(model, pipe, query, base.replace(
+            budget=max(budgets.values())), selectors)
+        yield OpenQuestion(model, base, pipe, session, query, list(options), budgets, evidence, features, seconds)
 
 
 def run_question(model, processor, q: NeedleQuestion, video: Path, fractions, selectors) -> list[dict]:
-    base = AdaptTokenConfig(fps=VIDEO_FPS, max_frames=q.num_frames, frames_per_group=64, selector="adapttoken")
-    pipe = Pipeline(model, processor, base)
-    prompt = pipe.prompt_parts(format_question(q.question, q.options))
     rows = []
-    with pipe.open_video(video) as session:
-        layout = session.layout
-        total = layout.num_tokens
-        budgets = {f: max(1, total // f) for f in fractions}
-        query = Query(prompt, layout, session.pixels_for, video_key=video_key_of_file(video))
-        largest = base.replace(budget=max(budgets.values()))
-        evidence, features, feature_seconds = collect_evidence_once(model, pipe, query, largest, selectors)
-        needle_frames = set(q.needle_frames)
-        needle_units = sorted({i // layout.frames_per_unit for i, f in enumerate(layout.frame_indices)
-                               if f in needle_frames})
+    with open_question(model, processor, video, q.num_frames, q.question, q.options, fractions, selectors,
+                       frames_per_group=64) as oq:
+        total = oq.layout.num_tokens
+        needle_units = oq.units_of_frames(q.needle_frames)
+        needle_tokens = oq.layout.token_ids_of_units(torch.tensor(needle_units))
         for name in selectors:
-            for fraction, budget in ([(1, total)] if name == "full" else budgets.items()):
-                cfg = base.replace(selector="full" if name == "oracle" else name, budget=budget)
-                stage = Stage(model, pipe.adapter, cfg, warn=False)
-                if name == "oracle":  # not a registered strategy: the upper bound of this benchmark only
-                    stage.selector = OracleSelector(cfg, needle_units)
-                selector = stage.selector
-                result, answer, kind, visited, sec = answer_from_evidence(stage, pipe, query, evidence, features,
-                                                                          feature_seconds, q.options)
+            for fraction, budget in ([(1, total)] if name == "full" else oq.budgets.items()):
+                cfg = oq.base.replace(selector="full" if name == "oracle" else name, budget=budget)
+                selector, result, answer, kind, visited, sec = oq.answer(cfg, needle_units if name == "oracle"
+                                                                         else None)
                 feature_pass, passes, own = sec["feature_pass"], sec["group_passes"], sec["final"]
-                kept_needle = int(torch.isin(result.token_ids, layout.token_ids_of_units(
-                    torch.tensor(needle_units))).sum())
+                setup = oq.session.setup_seconds
                 rows.append({
                     "seed": q.seed, "frames": q.num_frames, "selector": name, "fraction": fraction,
                     "budget": budget, "kept": result.trace.kept_tokens, "total_tokens": total,
                     "correct": answer.letter == q.answer_letter, "letter": answer.letter, "answer": q.answer_letter,
                     "groups": len(kind.groups), "groups_visited": len(visited) if selector.needs_group_pass else 0,
-                    "needle_tokens_kept": kept_needle, "seconds": session.setup_seconds + feature_pass + passes + own,
-                    "setup_seconds": session.setup_seconds, "feature_pass_seconds": feature_pass,
-                    "group_pass_seconds": passes, "final_seconds": own,
+                    "needle_tokens_kept": int(torch.isin(result.token_ids, needle_tokens).sum()),
+                    "seconds": setup + feature_pass + passes + own, "setup_seconds": setup,
+                    "feature_pass_seconds": feature_pass, "group_pass_seconds": passes, "final_seconds": own,
                 })
     return rows
 

@@ -33,21 +33,10 @@ import torch
 from adapttoken_plugin import AdaptTokenConfig
 from adapttoken_plugin.ablation.stats import bootstrap_interval, mcnemar_exact, paired_bootstrap_interval
 from adapttoken_plugin.bench_tasks import TASKS, TaskQuestion, task_question_set, write_video_file
-from adapttoken_plugin.needle import VIDEO_FPS
-from adapttoken_plugin.pipeline import Pipeline, format_question
-from adapttoken_plugin.stage import Query, Stage
 from adapttoken_plugin.toy import TASKS_MODEL_DIR
-from adapttoken_plugin.video import video_key_of_file
 
 sys.path.insert(0, str(Path(__file__).parent))
-from bench_needle import (  # noqa: E402
-    STAGE_SECONDS,
-    OracleSelector,
-    answer_from_evidence,
-    collect_evidence_once,
-    load_model,  # noqa: E402
-    selectors_run,
-)
+from bench_needle import STAGE_SECONDS, load_model, open_question, selectors_run  # noqa: E402
 
 TAUS = (0.25, 0.5, 1.0, 4.0)  # beside the default 2.0, at the sweep budget
 THETAS = (0.05, 0.5, 1.0)  # beside the default 0.2
@@ -67,40 +56,27 @@ def strategy_configs(selectors: tuple[str, ...], base: AdaptTokenConfig, sweep: 
 def run_question(model, processor, q: TaskQuestion, video: Path, fractions: list[int], selectors: tuple[str, ...],
                  frames_per_group: int, sweep_fraction: int) -> tuple[list[dict], list[dict]]:
     """(one row per strategy and budget, one row per group with its entropy and whether it holds evidence)."""
-    base = AdaptTokenConfig(fps=VIDEO_FPS, max_frames=q.num_frames, frames_per_group=frames_per_group,
-                            selector="adapttoken")
-    pipe = Pipeline(model, processor, base)
-    prompt = pipe.prompt_parts(format_question(q.question, list(q.options)))
     rows: list[dict] = []
-    with pipe.open_video(video) as session:
-        layout = session.layout
-        total = layout.num_tokens
-        budgets = {f: max(1, total // f) for f in fractions}
-        query = Query(prompt, layout, session.pixels_for, video_key=video_key_of_file(video))
-        largest = base.replace(budget=max(budgets.values()))
-        evidence, features, feature_seconds = collect_evidence_once(model, pipe, query, largest, selectors)
-        wanted = set(q.evidence_frames)
-        ev_units = sorted({i // layout.frames_per_unit for i, f in enumerate(layout.frame_indices) if f in wanted})
+    with open_question(model, processor, video, q.num_frames, q.question, q.options, fractions, selectors,
+                       frames_per_group) as oq:
+        layout, total = oq.layout, oq.layout.num_tokens
+        ev_units = oq.units_of_frames(q.evidence_frames)
         ev_units_t = torch.tensor(ev_units, dtype=torch.long)
         ev_tokens = layout.token_ids_of_units(ev_units_t)
         groups = [{"task": q.task, "seed": q.seed, "frames": q.num_frames, "group": g.group_id,
                    "entropy": g.entropy, "evidence": bool(torch.isin(g.units, ev_units_t).any())}
-                  for g in evidence["group"].groups]
+                  for g in oq.evidence["group"].groups]
         ev_groups = {g["group"] for g in groups if g["evidence"]}
-        for name, cfg0 in strategy_configs(selectors, base, sweep=True).items():
+        for name, cfg0 in strategy_configs(selectors, oq.base, sweep=True).items():
             swept = " " in name
             plain = name.split(" ")[0]
             pairs = [(1, total)] if plain == "full" else (
-                [(sweep_fraction, budgets[sweep_fraction])] if swept else list(budgets.items()))
+                [(sweep_fraction, oq.budgets[sweep_fraction])] if swept else list(oq.budgets.items()))
             for fraction, budget in pairs:
-                cfg = cfg0.replace(budget=budget)
-                stage = Stage(model, pipe.adapter, cfg, warn=False)
-                if plain == "oracle":  # not a registered strategy: the upper bound of this benchmark only
-                    stage.selector = OracleSelector(cfg, ev_units)
-                selector = stage.selector
-                result, answer, kind, visited, sec = answer_from_evidence(stage, pipe, query, evidence, features,
-                                                                          feature_seconds, q.options)
+                selector, result, answer, kind, visited, sec = oq.answer(cfg0.replace(budget=budget), ev_units
+                                                                         if plain == "oracle" else None)
                 feature_pass, passes, own = sec["feature_pass"], sec["group_passes"], sec["final"]
+                setup = oq.session.setup_seconds
                 kept_ev = torch.isin(result.token_ids, ev_tokens)
                 units_hit = set(layout.unit_of(result.token_ids[kept_ev]).tolist())
                 given = [g.budget for g in result.trace.groups if g.budget is not None]
@@ -116,9 +92,8 @@ def run_question(model, processor, q: TaskQuestion, video: Path, fractions: list
                                                         and g.group_id in ev_groups) / sum(given)) if given and
                     sum(given) else None,
                     "evidence_group_equal_share": len(ev_groups) / len(groups),
-                    "seconds": session.setup_seconds + feature_pass + passes + own,
-                    "setup_seconds": session.setup_seconds, "feature_pass_seconds": feature_pass,
-                    "group_pass_seconds": passes, "final_seconds": own,
+                    "seconds": setup + feature_pass + passes + own, "setup_seconds": setup,
+                    "feature_pass_seconds": feature_pass, "group_pass_seconds": passes, "final_seconds": own,
                 })
     ada = next((r for r in rows if r["strategy"] == "adapttoken" and r["fraction"] == sweep_fraction), None)
     for g in groups:
