@@ -1,18 +1,18 @@
-"""Train the bundled tasks toy model: a small Qwen2.5-VL-architecture model for the five benchmark tasks.
+"""Train the bundled tasks toy model: a small Qwen2.5-VL-architecture model for the six benchmark tasks.
 
 The recipe of `scripts/train_toy_model.py` (whose loss it imports), on the mix of
-`adapttoken_plugin.bench_tasks` (needle, order, count, detail, distractor) at 112 x 112 px (4 x 4 visual
-tokens per frame pair). Examples are built with the adapter's own `model_inputs`, so they look like what
+`adapttoken_plugin.bench_tasks` (needle, order, count, detail, distractor, salient-order) at 112 x 112 px
+(4 x 4 visual tokens per frame pair). Examples are built with the adapter's own `model_inputs`, so they look like what
 the selector stage feeds the model: *group* examples (4-16 frame pairs of a virtual video of up to
 ~2,500 pairs, every G-th pair, all tokens) and *sparse* examples (a few pairs from anywhere, the
 evidence pairs' tokens then random others: a final pass after selection). Each batch is one task (one
 question text), in minimal pairs: the same frames with and without the evidence. The target is the
 task's `answer_distribution` given the evidence events drawn: one-hot with all of it, uniform without
-it, and for `order` and `count` sometimes only part of it (one of the two order events: 1/2 on its
-colour; some of the flashes: the count of those drawn).
+it, and for `order`, `salient-order` and `count` sometimes only part of it (one of the two order events: 1/2
+on its colour; some of the flashes: the count of those drawn).
 
     python scripts/train_tasks_model.py                            # writes adapttoken_plugin/assets/tasks-toy
-                                                                   # (1,500 steps, hidden 128: about 16 min on 2 cores)
+                                                                   # (2,000 steps, hidden 128: about 23 min on 2 cores)
     python scripts/train_tasks_model.py --steps 200 --out /tmp/tasks   # a quick run
     python scripts/train_tasks_model.py --init /tmp/tasks --curriculum 0 --weights count=3 order=2   # go on
 
@@ -43,8 +43,8 @@ from train_toy_model import forward_loss, train_and_save  # noqa: E402  (the nee
 GRID = FRAME_SIDE // 28  # visual tokens per side of a frame pair
 TOKENS_PER_UNIT = GRID * GRID
 # frame pairs a local video needs so that every event fits (count: 4 flashes with gaps; order: 2 events)
-MIN_UNITS = {"needle": 1, "detail": 4, "distractor": 4, "order": 9, "count": 14}
-PARTIAL = ("order", "count")  # tasks with several evidence events, trained also on some of them
+MIN_UNITS = {"needle": 1, "detail": 4, "distractor": 4, "order": 9, "count": 14, "salient-order": 9}
+PARTIAL = ("order", "count", "salient-order")  # tasks with several evidence events, trained also on some of them
 
 
 class TaskBatcher:
@@ -164,7 +164,7 @@ def evaluate(model, batcher: TaskBatcher, batches_per_task: int = 2, size: int =
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--steps", type=int, default=1500)
+    parser.add_argument("--steps", type=int, default=2000)
     parser.add_argument("--batch", type=int, default=12)
     parser.add_argument("--lr", type=float, default=7e-4)
     parser.add_argument("--seed", type=int, default=0)

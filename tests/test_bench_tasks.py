@@ -8,8 +8,8 @@ from adapttoken_plugin.bench_tasks.base import FRAME_SIDE
 from adapttoken_plugin.needle import OPTION_RGB, OPTIONS
 
 # "answer-bearing": at least this share of a frame's pixels in one option colour (the smallest evidence,
-# the distractor task's still shape or one half of a split shape, covers 8% or more)
-BEARING = 0.04
+# the detail task's small shape, covers 2% or more; backgrounds stay under 0.1%)
+BEARING = 0.015
 
 
 def colour_share(frame: np.ndarray, colour: str, tol: int = 45) -> float:
@@ -62,7 +62,7 @@ def test_order_first_event_has_the_answer_colour():
         assert colour_share(f, q.options[q.answer_index]) >= BEARING
 
 
-def test_count_flashes_are_separate_frame_pairs():
+def test_count_flashes_are_separate_frame_pairs_of_equal_token_aligned_squares():
     seen = set()
     for q in task_question_set(24, (128, 512), tasks=("count",)):
         flashes = q.evidence_events
@@ -73,19 +73,42 @@ def test_count_flashes_are_separate_frame_pairs():
         starts = [e.frames[0] for e in flashes]
         assert all(b - a >= 6 for a, b in zip(starts, starts[1:]))
         assert len({e.rgb for e in flashes}) == 1
+
+        plain = iter_frames(q, shown=set(), frames=q.evidence_frames)
+        for f, g in zip(iter_frames(q, frames=q.evidence_frames), plain):
+            mask = (f != g).any(-1)  # what the flash drew: the minimal pair differs only there
+            rows, cols = np.nonzero(mask.any(1))[0], np.nonzero(mask.any(0))[0]
+            # exactly 2 x 2 tokens of 28 px, starting on a token boundary, all of it drawn
+            assert rows[0] % 28 == 0 and cols[0] % 28 == 0
+            assert rows[-1] - rows[0] + 1 == 56 and cols[-1] - cols[0] + 1 == 56
+            assert mask.sum() >= 0.99 * 56 * 56
     assert seen == {1, 2, 3, 4}
 
 
-def test_detail_asked_half_is_on_its_side_of_the_token_boundary():
-    half = FRAME_SIDE // 2
-    for q in task_question_set(10, (128,), tasks=("detail",)):
-        side = "left" if "left" in q.question else "right"
+def test_detail_shape_is_small_and_inside_one_token():
+    for q in task_question_set(20, (128,), tasks=("detail",)):
         colour = q.options[q.answer_index]
-        f = next(iter_frames(q, frames=[q.evidence_frames[0]]))
-        mask = np.abs(f.astype(int) - np.asarray(OPTION_RGB[colour])).max(-1) < 45
-        cols = np.nonzero(mask.any(0))[0]
-        assert (cols.max() < half) if side == "left" else (cols.min() >= half)
-        assert mask.mean() >= BEARING
+        plain = iter_frames(q, shown=set(), frames=q.evidence_frames)
+        for f, g in zip(iter_frames(q, frames=q.evidence_frames), plain):
+            mask = (f != g).any(-1)
+            assert colour_share(f, colour) >= BEARING
+            rows, cols = np.nonzero(mask.any(1))[0], np.nonzero(mask.any(0))[0]
+            assert rows[0] // 28 == rows[-1] // 28 and cols[0] // 28 == cols[-1] // 28  # one token cell
+            assert BEARING <= mask.mean() <= 0.05
+
+
+def test_salient_order_has_one_long_large_event_and_one_brief_small_one():
+    for q in task_question_set(12, (128, 1024), tasks=("salient-order",)):
+        first, second = q.evidence_events  # in time order
+        assert first.frames[-1] + 4 <= second.frames[0]
+        assert first.rgb == OPTION_RGB[q.options[q.answer_index]] != second.rgb
+        long, short = sorted((first, second), key=lambda e: -len(e.frames))
+        assert len(long.frames) >= 0.08 * q.num_frames - 1 and long.radius >= 0.25
+        assert len(short.frames) <= 6 and short.radius * FRAME_SIDE <= 12.5
+        f = next(iter_frames(q, frames=[short.frames[0]]))
+        g = next(iter_frames(q, shown=set(), frames=[short.frames[0]]))
+        rows, cols = (np.nonzero(a)[0] for a in ((f != g).any(-1).any(1), (f != g).any(-1).any(0)))
+        assert rows[0] // 28 == rows[-1] // 28 and cols[0] // 28 == cols[-1] // 28  # inside one token
 
 
 def test_distractor_decoys_are_everywhere_and_move():

@@ -2,7 +2,8 @@
 
 Every task makes four-option questions about generated videos, deterministic by seed, each recording
 its evidence frames: `needle` (what colour), `order` (which colour first), `count` (how many flashes),
-`detail` (one half of a split shape) and `distractor` (a still shape among salient decoys).
+`detail` (a small shape inside one visual token), `distractor` (a still shape among salient decoys) and
+`salient-order` (which colour first, of a long large event and a brief small one).
 
     q = make_task_question("order", seed=3, num_frames=1024)
     write_video_file(q, "order3.mp4")     # real mp4 through PyAV, decoded like user videos
@@ -11,7 +12,7 @@ its evidence frames: `needle` (what colour), `order` (which colour first), `coun
 
 from __future__ import annotations
 
-from . import count, detail, distractor, needle, order  # noqa: F401  (each registers its task)
+from . import count, detail, distractor, needle, order, salient_order  # noqa: F401  (each registers its task)
 from .base import FRAME_SIDE, TASKS, Event, Task, TaskQuestion, iter_frames, write_video_file
 
 

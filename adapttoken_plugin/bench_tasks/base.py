@@ -19,6 +19,7 @@ import numpy as np
 from ..needle import LETTERS, OPTION_RGB, OPTIONS, VIDEO_FPS, render_frame
 
 FRAME_SIDE = 112  # 4 x 4 visual tokens per Qwen2.5-VL frame pair (28 px per token): room for spatial detail
+TOKEN_SIDE = 28  # pixels per visual token side (14 px patches merged 2 x 2)
 COLOUR_OPTIONS = OPTIONS  # A red, B green, C blue, D yellow, as in the needle task
 BACKGROUND_SHAPES = ("square", "disc", "diamond")
 
@@ -34,7 +35,6 @@ class Event:
         centre: (y, x) of its centre in the first frame, in fractions of the frame side.
         radius: half its width, in fractions of the side.
         velocity: (dy, dx) per frame, in fractions of the side (decoys move; evidence stays still).
-        half: "left" / "right" to draw only that half of the shape (split events), None for all of it.
         evidence: whether the answer depends on it.
     """
 
@@ -44,7 +44,6 @@ class Event:
     centre: tuple[float, float]
     radius: float
     velocity: tuple[float, float] = (0.0, 0.0)
-    half: str | None = None
     evidence: bool = True
 
 
@@ -145,7 +144,21 @@ def option_event(rng: np.random.Generator, frames: tuple[int, ...], colour: str,
     return Event(frames, OPTION_RGB[colour], BACKGROUND_SHAPES[int(rng.integers(3))], centre, r, **kw)
 
 
-def shape_mask(shape: str, centre: tuple[float, float], radius: float, half: str | None, side: int) -> np.ndarray:
+SMALL_RADIUS = (9, 12.5)  # pixels: a small shape 18-25 px across, inside one 28 px token cell
+
+
+def small_event(rng: np.random.Generator, frames: tuple[int, ...], colour: str) -> Event:
+    """An evidence event in option colour `colour`: a still square or disc 18-25 px across, inside one
+    visual token's 28 px cell (2-5% of the frame, one of its 16 tokens)."""
+    cells = FRAME_SIDE // TOKEN_SIDE
+    r = float(rng.uniform(*SMALL_RADIUS))
+    slack = TOKEN_SIDE / 2 - r  # how far the centre may move from the cell's centre, the shape still inside
+    centre = (rng.integers(0, cells, 2) + 0.5) * TOKEN_SIDE + rng.uniform(-slack, slack, 2)
+    return Event(frames, OPTION_RGB[colour], ("square", "disc")[int(rng.integers(2))],
+                 (float(centre[0] / FRAME_SIDE), float(centre[1] / FRAME_SIDE)), r / FRAME_SIDE)
+
+
+def shape_mask(shape: str, centre: tuple[float, float], radius: float, side: int) -> np.ndarray:
     """(side, side) bool mask of a shape; centre and radius in pixels."""
     yy, xx = np.mgrid[0:side, 0:side]
     dy, dx = yy + 0.5 - centre[0], xx + 0.5 - centre[1]
@@ -155,10 +168,6 @@ def shape_mask(shape: str, centre: tuple[float, float], radius: float, half: str
         mask = dy**2 + dx**2 <= radius**2
     else:
         mask = np.abs(dy) + np.abs(dx) <= radius * 1.3
-    if half == "left":
-        mask &= xx < centre[1]
-    elif half == "right":
-        mask &= xx >= centre[1]
     return mask
 
 
@@ -168,7 +177,7 @@ def draw_event(frame: np.ndarray, q: TaskQuestion, index: int, t: int) -> None:
     side = frame.shape[0]
     dt = t - e.frames[0]
     centre = ((e.centre[0] + e.velocity[0] * dt) * side, (e.centre[1] + e.velocity[1] * dt) * side)
-    mask = shape_mask(e.shape, centre, e.radius * side, e.half, side)
+    mask = shape_mask(e.shape, centre, e.radius * side, side)
     noise = np.random.default_rng((q.seed, index, t)).normal(0, 8, (int(mask.sum()), 3))
     frame[mask] = np.clip(np.asarray(e.rgb) + noise, 0, 255).astype(np.uint8)
 

@@ -29,7 +29,7 @@ def test_the_table_holds_flexselects_values():
         "internvl2_5-8b": (15, 32, 8256, 64),
         "llava-video-7b-qwen2": (19, 28, 6720, 64),
         "needle-toy": (1, 4, 128, 64),
-        "tasks-toy": (2, 4, 128, 32),
+        "tasks-toy": (1, 4, 128, 32),
     }
 
 
