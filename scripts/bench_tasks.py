@@ -1,6 +1,6 @@
 """Task benchmark (issue 13): every strategy on every benchmark task, with the entropy mechanism laid open.
 
-Per task (`adapttoken_plugin.bench_tasks`: needle, order, count, detail, distractor) x strategy (every
+Per task (`adapttoken_plugin.bench_tasks`: needle, order, count, detail, distractor, salient-order) x strategy (every
 registered selector, the oracle, AdaptToken at other tau, Lite at other theta) x budget x video length:
 accuracy with a 95% bootstrap interval, tokens kept, evidence kept, seconds per question by stage
 (setup / features / group passes / final, composed as in `scripts/bench_needle.py`: evidence is made
@@ -9,10 +9,13 @@ comparisons of AdaptToken with every other strategy on the same questions (exact
 paired bootstrap interval of the accuracy difference), and the entropy mechanism: the group-entropy
 distribution of groups with and without evidence and of questions AdaptToken got right and wrong,
 the share of the budget AdaptToken gave the groups holding evidence against their share under equal
-allocation, accuracy against tau, and Lite's accuracy and time against theta.
+allocation, accuracy against tau (and AdaptToken at every tau paired with equal allocation under the same
+ranking, `attention-topk`: what the entropy-weighted budget itself adds), and Lite's accuracy and time
+against theta.
 
     python scripts/bench_tasks.py                                        # the bundled tasks toy model
     python scripts/bench_tasks.py --model adapttoken_plugin/assets/needle-toy --per-task 4 --lengths 256
+    python scripts/bench_tasks.py --from-results runs/tasks --out runs/tasks   # tables and plot again, no run
 
 Writes <out>/results.json (every run and every group's entropy), <out>/summary.json, <out>/table.md and
 <out>/tasks.png.
@@ -126,16 +129,16 @@ def summarise(rows: list[dict]) -> list[dict]:
     return sorted(out, key=lambda s: (order.index(s["task"]), s["frames"], names.index(s["strategy"]), -s["fraction"]))
 
 
-def paired(rows: list[dict], reference: str = "adapttoken") -> list[dict]:
-    """AdaptToken vs every other default strategy on the same questions, per task, length and budget."""
+def paired(rows: list[dict], reference: str = "adapttoken", others=lambda name: " " not in name) -> list[dict]:
+    """`reference` against every other strategy `others` accepts (default: every strategy at its defaults) on
+    the same questions, per task, length and budget."""
     by = defaultdict(dict)
     for r in rows:
-        if " " not in r["strategy"]:
-            by[(r["task"], r["frames"], r["fraction"], r["strategy"])][r["seed"]] = float(r["correct"])
+        by[(r["task"], r["frames"], r["fraction"], r["strategy"])][r["seed"]] = float(r["correct"])
     out = []
     for (task, frames, fraction, strategy), other in sorted(by.items()):
         ref = by.get((task, frames, fraction, reference))
-        if strategy == reference or not ref:
+        if strategy == reference or not ref or not others(strategy):
             continue
         seeds = sorted(set(ref) & set(other))
         a, b = [ref[s] for s in seeds], [other[s] for s in seeds]
@@ -143,10 +146,25 @@ def paired(rows: list[dict], reference: str = "adapttoken") -> list[dict]:
         only_b = sum(y > x for x, y in zip(a, b))
         p = mcnemar_exact(only_a, only_b)
         low, high = paired_bootstrap_interval(a, b)
-        out.append({"task": task, "frames": frames, "fraction": fraction, "other": strategy, "questions": len(seeds),
-                    "difference": float(np.mean(a) - np.mean(b)), "difference_95": [low, high],
-                    "only_adapttoken": only_a, "only_other": only_b, "mcnemar_p": p,
-                    "significant": p < ALPHA and (low > 0 or high < 0)})
+        out.append({"task": task, "frames": frames, "fraction": fraction, "reference": reference, "other": strategy,
+                    "questions": len(seeds), "difference": float(np.mean(a) - np.mean(b)),
+                    "difference_95": [low, high], "only_adapttoken": only_a,
+                    "only_other": only_b, "mcnemar_p": p, "significant": p < ALPHA and (low > 0 or high < 0)})
+    return out
+
+
+def tau_against_equal(rows: list[dict]) -> list[dict]:
+    """AdaptToken at every tau (the default 2 and the sweep) against equal allocation with the same per-group
+    ranking (`attention-topk`), on the same questions: what the entropy-weighted budget itself adds."""
+    taus = sorted({r["strategy"] for r in rows if r["strategy"] == "adapttoken" or r["strategy"].startswith(
+        "adapttoken tau=")})
+    equal = [r for r in rows if r["strategy"] == "attention-topk"]
+    out = []
+    for name in taus:
+        fractions = {r["fraction"] for r in rows if r["strategy"] == name and name != "adapttoken"}
+        mine = [r for r in rows if r["strategy"] == name and (not fractions or r["fraction"] in fractions)]
+        out += paired(mine + [r for r in equal if not fractions or r["fraction"] in fractions], reference=name,
+                      others=lambda other: other == "attention-topk")
     return out
 
 
@@ -169,7 +187,7 @@ def entropy_summary(groups: list[dict]) -> dict:
     return out
 
 
-def markdown(summary: list[dict], comparisons: list[dict], entropy: dict) -> str:
+def markdown(summary: list[dict], comparisons: list[dict], entropy: dict, tau_rows: list[dict]) -> str:
     lines = ["| task | frames | strategy | budget | tokens kept | accuracy [95% bootstrap] | evidence kept "
              "| evidence pairs hit | s / question | setup / features / group passes / final s | groups visited "
              "| budget to evidence groups (equal) |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
@@ -189,6 +207,14 @@ def markdown(summary: list[dict], comparisons: list[dict], entropy: dict) -> str
     for c in comparisons:
         low, high = c["difference_95"]
         lines.append(f"| {c['task']} | {c['frames']} | 1/{c['fraction']} | {c['other']} | {c['questions']} "
+                     f"| {c['difference']:+.2f} [{low:+.2f}, {high:+.2f}] | {c['only_adapttoken']} / "
+                     f"{c['only_other']} | {c['mcnemar_p']:.3f} | {'yes' if c['significant'] else 'no'} |")
+    lines += ["", "AdaptToken at each tau against equal allocation with the same ranking (attention-topk), on the same "
+              "questions.", "", "| task | frames | budget | AdaptToken | questions | difference [95% paired bootstrap] "
+              "| only AT / only equal | McNemar p | significant |", "|---|---|---|---|---|---|---|---|---|"]
+    for c in tau_rows:
+        low, high = c["difference_95"]
+        lines.append(f"| {c['task']} | {c['frames']} | 1/{c['fraction']} | {c['reference']} | {c['questions']} "
                      f"| {c['difference']:+.2f} [{low:+.2f}, {high:+.2f}] | {c['only_adapttoken']} / "
                      f"{c['only_other']} | {c['mcnemar_p']:.3f} | {'yes' if c['significant'] else 'no'} |")
     lines += ["", "Group entropy (nats): median [q25, q75] (groups).", "",
@@ -257,6 +283,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="runs/tasks")
     parser.add_argument("--videos", default="runs/tasks_videos", help="cache folder of the generated videos")
+    parser.add_argument("--from-results", metavar="DIR", help="run nothing: summarise DIR/results.json of an earlier "
+                        "run again (its tables, comparisons and plot) into --out")
     args = parser.parse_args()
     selectors = selectors_run() if args.selectors == ["all"] else tuple(args.selectors)
     unknown = [n for n in selectors if n not in selectors_run()]
@@ -265,11 +293,37 @@ def main() -> None:
     if args.sweep_fraction not in args.fractions:
         parser.error(f"--sweep-fraction {args.sweep_fraction} must be one of --fractions {args.fractions}")
 
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    if args.from_results:
+        rows, groups, ran = earlier_results(Path(args.from_results))
+        args = argparse.Namespace(**(ran["args"] | {"out": args.out, "from_results": args.from_results}))
+        seconds = ran["seconds"]  # of the run that made them
+    else:
+        started = time.perf_counter()
+        rows, groups = run_questions(args, selectors)
+        seconds = time.perf_counter() - started
+    summary = summarise(rows)
+    comparisons = paired(rows)
+    tau_rows = tau_against_equal(rows)
+    entropy = entropy_summary(groups)
+    table = markdown(summary, comparisons, entropy, tau_rows)
+    print(table)
+    if not args.from_results or Path(args.from_results).resolve() != out.resolve():
+        (out / "results.json").write_text(json.dumps({"runs": rows, "groups": groups}, indent=0))
+    (out / "summary.json").write_text(json.dumps({
+        "summary": summary, "paired": comparisons, "tau_against_equal": tau_rows, "entropy": entropy,
+        "args": vars(args), "seconds": seconds}, indent=1))
+    (out / "table.md").write_text(table + "\n")
+    plot(summary, groups, out / "tasks.png", args.sweep_fraction)
+    print(f"\nwritten: {out}/results.json, summary.json, table.md, tasks.png", file=sys.stderr)
+
+
+def run_questions(args: argparse.Namespace, selectors: tuple[str, ...]) -> tuple[list[dict], list[dict]]:
+    """Every question of the run: (one row per strategy and budget, one row per group)."""
     torch.set_num_threads(2)
     model, processor = load_model(args.model)
     questions = task_question_set(args.per_task, tuple(args.lengths), tuple(args.tasks), seed=args.seed)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     rows, groups = [], []
     started = time.perf_counter()
     for i, q in enumerate(questions, 1):
@@ -280,18 +334,18 @@ def main() -> None:
         groups += g
         if i % 5 == 0 or i == len(questions):
             print(f"{i}/{len(questions)} questions, {time.perf_counter() - started:.0f} s", file=sys.stderr)
-    summary = summarise(rows)
-    comparisons = paired(rows)
-    entropy = entropy_summary(groups)
-    table = markdown(summary, comparisons, entropy)
-    print(table)
-    (out / "results.json").write_text(json.dumps({"runs": rows, "groups": groups}, indent=0))
-    (out / "summary.json").write_text(json.dumps({
-        "summary": summary, "paired": comparisons, "entropy": entropy, "args": vars(args),
-        "seconds": time.perf_counter() - started}, indent=1))
-    (out / "table.md").write_text(table + "\n")
-    plot(summary, groups, out / "tasks.png", args.sweep_fraction)
-    print(f"\nwritten: {out}/results.json, summary.json, table.md, tasks.png", file=sys.stderr)
+    return rows, groups
+
+
+def earlier_results(folder: Path) -> tuple[list[dict], list[dict], dict]:
+    """(rows, groups, {"args", "seconds"}) of an earlier run's results.json and summary.json in `folder`."""
+    results, summary = folder / "results.json", folder / "summary.json"
+    for path in (results, summary):
+        if not path.is_file():
+            sys.exit(f"bench_tasks.py: error: --from-results {folder}: no {path.name} there (an earlier run's --out)")
+    data = json.loads(results.read_text())
+    ran = json.loads(summary.read_text())
+    return data["runs"], data["groups"], {"args": ran["args"], "seconds": ran.get("seconds", 0.0)}
 
 
 if __name__ == "__main__":
