@@ -238,15 +238,21 @@ def plot(summary: list[dict], groups: list[dict], path: Path, sweep_fraction: in
     import matplotlib.pyplot as plt
 
     tasks = [t for t in TASKS if any(s["task"] == t for s in summary)]
+    longest = max(s["frames"] for s in summary)  # one video length per curve: lengths differ in accuracy
+    summary = [s for s in summary if s["frames"] == longest]
+    colours = plt.get_cmap("tab20").colors  # one colour per strategy (the default cycle has 10)
     fig, axes = plt.subplots(3, len(tasks), figsize=(4 * len(tasks), 10), squeeze=False)
     for col, task in enumerate(tasks):
-        for name in selectors_run():
+        for i, name in enumerate(selectors_run()):
             pts = sorted((1 / s["fraction"], s["accuracy"]) for s in summary
                          if s["task"] == task and s["strategy"] == name and s["strategy"] != "full")
             if pts:
-                axes[0][col].plot(*zip(*pts), marker="o", label=name)
-        axes[0][col].set(title=task, xscale="log", xlabel="budget (fraction of visual tokens)", ylabel="accuracy",
-                         ylim=(0, 1.05))
+                axes[0][col].plot(*zip(*pts), marker="o", label=name, color=colours[i % len(colours)])
+        axes[0][col].set(title=f"{task}, {longest} frames", xscale="log",
+                         xlabel="budget (fraction of visual tokens)", ylabel="accuracy", ylim=(0, 1.05))
+        fractions = sorted({s["fraction"] for s in summary if s["strategy"] != "full"})
+        axes[0][col].set_xticks([1 / f for f in fractions], [f"1/{f}" for f in fractions])
+        axes[0][col].minorticks_off()
         ents = [(g["entropy"], g["evidence"]) for g in groups if g["task"] == task and g["entropy"] is not None]
         bins = np.linspace(0, 1.6, 33)
         for has, label in ((True, "with evidence"), (False, "without evidence")):
@@ -261,7 +267,12 @@ def plot(summary: list[dict], groups: list[dict], path: Path, sweep_fraction: in
                          sweep_fraction and s["strategy"].split(" ")[0] == prefix)
             if pts:
                 axes[2][col].plot(*zip(*pts), marker="o", label=f"{prefix} vs {key}")
-        axes[2][col].set(xscale="log", xlabel="tau / theta", ylabel=f"accuracy at 1/{sweep_fraction}", ylim=(0, 1.05))
+        equal = [s["accuracy"] for s in summary if s["task"] == task and s["fraction"] == sweep_fraction
+                 and s["strategy"] == "attention-topk"]
+        if equal:
+            axes[2][col].axhline(equal[0], ls=":", color="grey", label="attention-topk (equal allocation)")
+        axes[2][col].set(xscale="log", xlabel="tau / theta", ylabel=f"accuracy at 1/{sweep_fraction}, {longest} frames",
+                         ylim=(0, 1.05))
     axes[0][0].legend(fontsize=7)
     axes[1][0].legend(fontsize=7)
     axes[2][0].legend(fontsize=7)
