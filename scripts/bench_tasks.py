@@ -204,19 +204,11 @@ def markdown(summary: list[dict], comparisons: list[dict], entropy: dict, tau_ro
     lines += ["", "Paired: AdaptToken minus the other strategy on the same questions.", "",
               "| task | frames | budget | other | questions | difference [95% paired bootstrap] | only AT / only other "
               "| McNemar p | significant |", "|---|---|---|---|---|---|---|---|---|"]
-    for c in comparisons:
-        low, high = c["difference_95"]
-        lines.append(f"| {c['task']} | {c['frames']} | 1/{c['fraction']} | {c['other']} | {c['questions']} "
-                     f"| {c['difference']:+.2f} [{low:+.2f}, {high:+.2f}] | {c['only_adapttoken']} / "
-                     f"{c['only_other']} | {c['mcnemar_p']:.3f} | {'yes' if c['significant'] else 'no'} |")
+    lines += [comparison_line(c, c["other"]) for c in comparisons]
     lines += ["", "AdaptToken at each tau against equal allocation with the same ranking (attention-topk), on the same "
               "questions.", "", "| task | frames | budget | AdaptToken | questions | difference [95% paired bootstrap] "
               "| only AT / only equal | McNemar p | significant |", "|---|---|---|---|---|---|---|---|---|"]
-    for c in tau_rows:
-        low, high = c["difference_95"]
-        lines.append(f"| {c['task']} | {c['frames']} | 1/{c['fraction']} | {c['reference']} | {c['questions']} "
-                     f"| {c['difference']:+.2f} [{low:+.2f}, {high:+.2f}] | {c['only_adapttoken']} / "
-                     f"{c['only_other']} | {c['mcnemar_p']:.3f} | {'yes' if c['significant'] else 'no'} |")
+    lines += [comparison_line(c, c["reference"]) for c in tau_rows]
     lines += ["", "Group entropy (nats): median [q25, q75] (groups).", "",
               "| task | groups with evidence | without | evidence groups, AdaptToken right | ..., wrong |",
               "|---|---|---|---|---|"]
@@ -229,6 +221,14 @@ def markdown(summary: list[dict], comparisons: list[dict], entropy: dict, tau_ro
                      f"| {cell(e['evidence_groups_of_right_answers'])} "
                      f"| {cell(e['evidence_groups_of_wrong_answers'])} |")
     return "\n".join(lines)
+
+
+def comparison_line(c: dict, name: str) -> str:
+    """One table row of a paired comparison `c` (from `paired`), naming the strategy compared as `name`."""
+    low, high = c["difference_95"]
+    return (f"| {c['task']} | {c['frames']} | 1/{c['fraction']} | {name} | {c['questions']} "
+            f"| {c['difference']:+.2f} [{low:+.2f}, {high:+.2f}] | {c['only_adapttoken']} / "
+            f"{c['only_other']} | {c['mcnemar_p']:.3f} | {'yes' if c['significant'] else 'no'} |")
 
 
 def plot(summary: list[dict], groups: list[dict], path: Path, sweep_fraction: int) -> None:
