@@ -31,7 +31,7 @@ import torch
 
 from adapttoken_plugin.adapters.base import adapter_for
 from adapttoken_plugin.bench_tasks import TASKS, TaskQuestion, iter_frames
-from adapttoken_plugin.bench_tasks.base import FRAME_SIDE, draw_event
+from adapttoken_plugin.bench_tasks.base import FRAME_SIDE, TOKEN_SIDE, draw_event
 from adapttoken_plugin.layout import VideoLayout
 from adapttoken_plugin.needle import VIDEO_FPS
 from adapttoken_plugin.pipeline import Pipeline, format_question
@@ -40,7 +40,7 @@ from adapttoken_plugin.toy import TASKS_MODEL_DIR, toy_model, toy_processor
 sys.path.insert(0, str(Path(__file__).parent))
 from train_toy_model import forward_loss, train_and_save  # noqa: E402  (the needle recipe's loss and loop)
 
-GRID = FRAME_SIDE // 28  # visual tokens per side of a frame pair
+GRID = FRAME_SIDE // TOKEN_SIDE  # visual tokens per side of a frame pair
 TOKENS_PER_UNIT = GRID * GRID
 # frame pairs a local video needs so that every event fits (count: 4 flashes with gaps; order: 2 events)
 MIN_UNITS = {"needle": 1, "detail": 4, "distractor": 4, "order": 9, "count": 14, "salient-order": 9}
