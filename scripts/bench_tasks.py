@@ -1,17 +1,19 @@
 """Task benchmark (issue 13): every strategy on every benchmark task, with the entropy mechanism laid open.
 
 Per task (`adapttoken_plugin.bench_tasks`: needle, order, count, detail, distractor, salient-order) x strategy (every
-registered selector, the oracle, AdaptToken at other tau, Lite at other theta) x budget x video length:
-accuracy with a 95% bootstrap interval, tokens kept, evidence kept, seconds per question by stage
+registered selector, the oracle, AdaptToken at other tau and without de-duplication, Lite at other theta) x
+budget x video length: accuracy with a 95% bootstrap interval, tokens kept, evidence kept (any of it; the
+shortest evidence event, such as salient-order's brief one), seconds per question by stage
 (setup / features / group passes / final, composed as in `scripts/bench_needle.py`: evidence is made
 once per question and every strategy and budget replays it) and groups visited. Then paired
 comparisons of AdaptToken with every other strategy on the same questions (exact McNemar p, 95%
 paired bootstrap interval of the accuracy difference), and the entropy mechanism: the group-entropy
 distribution of groups with and without evidence and of questions AdaptToken got right and wrong,
-the share of the budget AdaptToken gave the groups holding evidence against their share under equal
-allocation, accuracy against tau (and AdaptToken at every tau paired with equal allocation under the same
-ranking, `attention-topk`: what the entropy-weighted budget itself adds), and Lite's accuracy and time
-against theta.
+the share of the budget AdaptToken gave the groups holding evidence (and those holding the shortest
+evidence event) against their share under equal allocation, accuracy against tau (and AdaptToken at every
+tau paired with equal allocation under the same ranking, `attention-topk`: what the entropy-weighted budget
+itself adds; and AdaptToken against itself with `dedup=False`: what de-duplication adds), and Lite's
+accuracy and time against theta.
 
     python scripts/bench_tasks.py                                        # the bundled tasks toy model
     python scripts/bench_tasks.py --model adapttoken_plugin/assets/needle-toy --per-task 4 --lengths 256
@@ -44,6 +46,7 @@ from bench_needle import STAGE_SECONDS, load_model, open_question, selectors_run
 TAUS = (0.25, 0.5, 1.0, 4.0)  # beside the default 2.0, at the sweep budget
 THETAS = (0.05, 0.5, 1.0)  # beside the default 0.2
 ALPHA = 0.05  # significance level of the paired comparisons
+NO_DEDUP = "adapttoken dedup=off"  # AdaptToken's allocation without its de-duplication, at the sweep budget
 
 
 def strategy_configs(selectors: tuple[str, ...], base: AdaptTokenConfig, sweep: bool) -> dict[str, AdaptTokenConfig]:
@@ -51,6 +54,7 @@ def strategy_configs(selectors: tuple[str, ...], base: AdaptTokenConfig, sweep: 
     out = {name: base.replace(selector="full" if name == "oracle" else name) for name in selectors}
     if sweep and "adapttoken" in selectors:
         out |= {f"adapttoken tau={t:g}": base.replace(selector="adapttoken", tau=t) for t in TAUS}
+        out[NO_DEDUP] = base.replace(selector="adapttoken", dedup=False)
     if sweep and "adapttoken-lite" in selectors:
         out |= {f"adapttoken-lite theta={t:g}": base.replace(selector="adapttoken-lite", theta=t) for t in THETAS}
     return out
@@ -66,10 +70,16 @@ def run_question(model, processor, q: TaskQuestion, video: Path, fractions: list
         ev_units = oq.units_of_frames(q.evidence_frames)
         ev_units_t = torch.tensor(ev_units, dtype=torch.long)
         ev_tokens = layout.token_ids_of_units(ev_units_t)
+        # the shortest evidence event (salient-order's brief one; the needle): where groups differ most
+        shortest = min(q.evidence_events, key=lambda e: len(e.frames))
+        short_units_t = torch.tensor(oq.units_of_frames(shortest.frames), dtype=torch.long)
+        short_tokens = layout.token_ids_of_units(short_units_t)
         groups = [{"task": q.task, "seed": q.seed, "frames": q.num_frames, "group": g.group_id,
-                   "entropy": g.entropy, "evidence": bool(torch.isin(g.units, ev_units_t).any())}
+                   "entropy": g.entropy, "evidence": bool(torch.isin(g.units, ev_units_t).any()),
+                   "shortest_event": bool(torch.isin(g.units, short_units_t).any())}
                   for g in oq.evidence["group"].groups]
         ev_groups = {g["group"] for g in groups if g["evidence"]}
+        short_groups = {g["group"] for g in groups if g["shortest_event"]}
         for name, cfg0 in strategy_configs(selectors, oq.base, sweep=True).items():
             swept = " " in name
             plain = name.split(" ")[0]
@@ -82,7 +92,6 @@ def run_question(model, processor, q: TaskQuestion, video: Path, fractions: list
                 setup = oq.session.setup_seconds
                 kept_ev = torch.isin(result.token_ids, ev_tokens)
                 units_hit = set(layout.unit_of(result.token_ids[kept_ev]).tolist())
-                given = [g.budget for g in result.trace.groups if g.budget is not None]
                 rows.append({
                     "task": q.task, "seed": q.seed, "frames": q.num_frames, "strategy": name, "fraction": fraction,
                     "budget": budget, "kept": result.trace.kept_tokens, "total_tokens": total,
@@ -90,11 +99,13 @@ def run_question(model, processor, q: TaskQuestion, video: Path, fractions: list
                     "groups": len(kind.groups), "groups_visited": len(visited) if selector.needs_group_pass else 0,
                     "evidence_tokens_kept": int(kept_ev.sum()), "evidence_tokens": int(ev_tokens.numel()),
                     "evidence_units_hit": len(units_hit) / max(1, len(ev_units)),
-                    # budget the selector gave the groups holding evidence, and what equal allocation gives them
-                    "evidence_group_budget_share": (sum(g.budget for g in result.trace.groups if g.budget is not None
-                                                        and g.group_id in ev_groups) / sum(given)) if given and
-                    sum(given) else None,
+                    "shortest_event_kept": bool(torch.isin(result.token_ids, short_tokens).any()),
+                    # budget the selector gave the groups holding evidence (any / the shortest event's), and what
+                    # equal allocation gives them
+                    "evidence_group_budget_share": budget_share(result.trace.groups, ev_groups),
                     "evidence_group_equal_share": len(ev_groups) / len(groups),
+                    "shortest_event_budget_share": budget_share(result.trace.groups, short_groups),
+                    "shortest_event_equal_share": len(short_groups) / len(groups),
                     "seconds": setup + feature_pass + passes + own, "setup_seconds": setup,
                     "feature_pass_seconds": feature_pass, "group_pass_seconds": passes, "final_seconds": own,
                 })
@@ -104,13 +115,24 @@ def run_question(model, processor, q: TaskQuestion, video: Path, fractions: list
     return rows, groups
 
 
+def budget_share(traced_groups, chosen: set[int]) -> float | None:
+    """Share of the per-group budgets a selector gave the groups `chosen`; None when it gave none."""
+    given = [(g.group_id, g.budget) for g in traced_groups if g.budget is not None]
+    total = sum(b for _, b in given)
+    return sum(b for i, b in given if i in chosen) / total if total else None
+
+
+def mean_or_none(values: list) -> float | None:
+    values = [v for v in values if v is not None]
+    return float(np.mean(values)) if values else None
+
+
 def summarise(rows: list[dict]) -> list[dict]:
     cells = defaultdict(list)
     for r in rows:
         cells[(r["task"], r["frames"], r["strategy"], r["fraction"])].append(r)
     out = []
     for (task, frames, strategy, fraction), rs in cells.items():
-        shares = [r["evidence_group_budget_share"] for r in rs if r["evidence_group_budget_share"] is not None]
         out.append({
             "task": task, "frames": frames, "strategy": strategy, "fraction": fraction, "budget": rs[0]["budget"],
             "questions": len(rs), "accuracy": float(np.mean([r["correct"] for r in rs])),
@@ -118,11 +140,13 @@ def summarise(rows: list[dict]) -> list[dict]:
             "kept": float(np.mean([r["kept"] for r in rs])),
             "evidence_found": float(np.mean([r["evidence_tokens_kept"] > 0 for r in rs])),
             "evidence_units_hit": float(np.mean([r["evidence_units_hit"] for r in rs])),
+            "shortest_event_kept": mean_or_none([r.get("shortest_event_kept") for r in rs]),
             "seconds_per_question": float(np.mean([r["seconds"] for r in rs])),
             **{k: float(np.mean([r[k] for r in rs])) for k in STAGE_SECONDS},
             "groups_visited": float(np.mean([r["groups_visited"] for r in rs])), "groups": rs[0]["groups"],
-            "evidence_group_budget_share": float(np.mean(shares)) if shares else None,
-            "evidence_group_equal_share": float(np.mean([r["evidence_group_equal_share"] for r in rs])),
+            **{k: mean_or_none([r.get(k) for r in rs]) for k in (
+                "evidence_group_budget_share", "evidence_group_equal_share", "shortest_event_budget_share",
+                "shortest_event_equal_share")},
         })
     order = list(TASKS)
     names = [*selectors_run(), *sorted({s["strategy"] for s in out} - set(selectors_run()))]
@@ -168,6 +192,16 @@ def tau_against_equal(rows: list[dict]) -> list[dict]:
     return out
 
 
+def parts_of_adapttoken(rows: list[dict]) -> list[dict]:
+    """What each part of AdaptToken adds at the sweep budget, on the same questions: de-duplication (AdaptToken
+    against itself with `dedup=False`) and the entropy-weighted budget alone (that against equal allocation,
+    `attention-topk`, which does not de-duplicate)."""
+    fractions = {r["fraction"] for r in rows if r["strategy"] == NO_DEDUP}
+    at = [r for r in rows if r["fraction"] in fractions]
+    return (paired(at, others=lambda other: other == NO_DEDUP)
+            + paired(at, reference=NO_DEDUP, others=lambda other: other == "attention-topk"))
+
+
 def entropy_summary(groups: list[dict]) -> dict:
     """Quartiles of group entropy (nats) per task: groups with / without evidence; questions right / wrong."""
     def quart(v: list[float]) -> dict:
@@ -180,6 +214,7 @@ def entropy_summary(groups: list[dict]) -> dict:
         if gs:
             out[task] = {"with_evidence": quart([g["entropy"] for g in gs if g["evidence"]]),
                          "without_evidence": quart([g["entropy"] for g in gs if not g["evidence"]]),
+                         "with_shortest_event": quart([g["entropy"] for g in gs if g.get("shortest_event")]),
                          "evidence_groups_of_right_answers": quart([g["entropy"] for g in gs if g["evidence"]
                                                                     and g["adapttoken_correct"]]),
                          "evidence_groups_of_wrong_answers": quart([g["entropy"] for g in gs if g["evidence"]
@@ -187,20 +222,25 @@ def entropy_summary(groups: list[dict]) -> dict:
     return out
 
 
-def markdown(summary: list[dict], comparisons: list[dict], entropy: dict, tau_rows: list[dict]) -> str:
+def markdown(summary: list[dict], comparisons: list[dict], entropy: dict, tau_rows: list[dict],
+             parts: list[dict]) -> str:
     lines = ["| task | frames | strategy | budget | tokens kept | accuracy [95% bootstrap] | evidence kept "
-             "| evidence pairs hit | s / question | setup / features / group passes / final s | groups visited "
-             "| budget to evidence groups (equal) |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| evidence pairs hit | shortest event kept | s / question | setup / features / group passes / final s "
+             "| groups visited "
+             "| budget to evidence groups (equal) | to the shortest event's groups (equal) |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for s in summary:
         budget = "all" if s["strategy"] == "full" else f"1/{s['fraction']} ({s['budget']})"
         visited = f"{s['groups_visited']:.1f} / {s['groups']}" if s["groups_visited"] else "-"
-        share = ("-" if s["evidence_group_budget_share"] is None else
-                 f"{s['evidence_group_budget_share']:.2f} ({s['evidence_group_equal_share']:.2f})")
+        share, short = (("-" if s[f"{k}_budget_share"] is None else
+                         f"{s[f'{k}_budget_share']:.2f} ({s[f'{k}_equal_share']:.2f})")
+                        for k in ("evidence_group", "shortest_event"))
+        kept_short = "-" if s["shortest_event_kept"] is None else f"{s['shortest_event_kept']:.2f}"
         low, high = s["accuracy_95"]
         lines.append(f"| {s['task']} | {s['frames']} | {s['strategy']} | {budget} | {s['kept']:.0f} "
                      f"| {s['accuracy']:.2f} [{low:.2f}, {high:.2f}] | {s['evidence_found']:.2f} "
-                     f"| {s['evidence_units_hit']:.2f} | {s['seconds_per_question']:.2f} "
-                     f"| {' / '.join(f'{s[k]:.2f}' for k in STAGE_SECONDS)} | {visited} | {share} |")
+                     f"| {s['evidence_units_hit']:.2f} | {kept_short} | {s['seconds_per_question']:.2f} "
+                     f"| {' / '.join(f'{s[k]:.2f}' for k in STAGE_SECONDS)} | {visited} | {share} | {short} |")
     lines += ["", "Paired: AdaptToken minus the other strategy on the same questions.", "",
               "| task | frames | budget | other | questions | difference [95% paired bootstrap] | only AT / only other "
               "| McNemar p | significant |", "|---|---|---|---|---|---|---|---|---|"]
@@ -209,15 +249,22 @@ def markdown(summary: list[dict], comparisons: list[dict], entropy: dict, tau_ro
               "questions.", "", "| task | frames | budget | AdaptToken | questions | difference [95% paired bootstrap] "
               "| only AT / only equal | McNemar p | significant |", "|---|---|---|---|---|---|---|---|---|"]
     lines += [comparison_line(c, c["reference"]) for c in tau_rows]
+    lines += ["", "What each part of AdaptToken adds, on the same questions: de-duplication (AdaptToken against "
+              f"`{NO_DEDUP}`) and the entropy-weighted budget alone (`{NO_DEDUP}` against equal allocation, "
+              "attention-topk).", "", "| task | frames | budget | compared | questions | difference [95% paired "
+              "bootstrap] | only first / only second | McNemar p | significant |",
+              "|---|---|---|---|---|---|---|---|---|"]
+    lines += [comparison_line(c, f"{c['reference']} - {c['other']}") for c in parts]
     lines += ["", "Group entropy (nats): median [q25, q75] (groups).", "",
-              "| task | groups with evidence | without | evidence groups, AdaptToken right | ..., wrong |",
-              "|---|---|---|---|---|"]
+              "| task | groups with evidence | without | with the shortest evidence event "
+              "| evidence groups, AdaptToken right | ..., wrong |", "|---|---|---|---|---|---|"]
 
     def cell(d: dict) -> str:
         return "-" if not d["n"] else f"{d['median']:.2f} [{d['q25']:.2f}, {d['q75']:.2f}] ({d['n']})"
 
     for task, e in entropy.items():
         lines.append(f"| {task} | {cell(e['with_evidence'])} | {cell(e['without_evidence'])} "
+                     f"| {cell(e.get('with_shortest_event', {'n': 0}))} "
                      f"| {cell(e['evidence_groups_of_right_answers'])} "
                      f"| {cell(e['evidence_groups_of_wrong_answers'])} |")
     return "\n".join(lines)
@@ -261,14 +308,14 @@ def plot(summary: list[dict], groups: list[dict], path: Path, sweep_fraction: in
                 axes[1][col].hist(values, bins=bins, alpha=0.6, density=True, label=label)
         axes[1][col].axvline(np.log(4), ls="--", color="grey")
         axes[1][col].set(xlabel="group entropy (nats)", ylabel="density")
+        at = [s for s in summary if s["task"] == task and s["fraction"] == sweep_fraction]
         for prefix, key in (("adapttoken", "tau"), ("adapttoken-lite", "theta")):
-            pts = sorted((float(s["strategy"].split("=")[1]) if "=" in s["strategy"] else (2.0 if key == "tau"
-                          else 0.2), s["accuracy"]) for s in summary if s["task"] == task and s["fraction"] ==
-                         sweep_fraction and s["strategy"].split(" ")[0] == prefix)
+            pts = sorted([(2.0 if key == "tau" else 0.2, s["accuracy"]) for s in at if s["strategy"] == prefix]
+                         + [(float(s["strategy"].split("=")[1]), s["accuracy"]) for s in at
+                            if s["strategy"].startswith(f"{prefix} {key}=")])
             if pts:
                 axes[2][col].plot(*zip(*pts), marker="o", label=f"{prefix} vs {key}")
-        equal = [s["accuracy"] for s in summary if s["task"] == task and s["fraction"] == sweep_fraction
-                 and s["strategy"] == "attention-topk"]
+        equal = [s["accuracy"] for s in at if s["strategy"] == "attention-topk"]
         if equal:
             axes[2][col].axhline(equal[0], ls=":", color="grey", label="attention-topk (equal allocation)")
         axes[2][col].set(xscale="log", xlabel="tau / theta", ylabel=f"accuracy at 1/{sweep_fraction}, {longest} frames",
@@ -292,6 +339,7 @@ def main() -> None:
     parser.add_argument("--selectors", nargs="+", default=["all"],
                         help="registered selector names and/or `oracle`; `all` (default): every one of them")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     parser.add_argument("--out", default="runs/tasks")
     parser.add_argument("--videos", default="runs/tasks_videos", help="cache folder of the generated videos")
     parser.add_argument("--from-results", metavar="DIR", help="run nothing: summarise DIR/results.json of an earlier "
@@ -317,13 +365,15 @@ def main() -> None:
     summary = summarise(rows)
     comparisons = paired(rows)
     tau_rows = tau_against_equal(rows)
+    parts = parts_of_adapttoken(rows)
     entropy = entropy_summary(groups)
-    table = markdown(summary, comparisons, entropy, tau_rows)
+    table = markdown(summary, comparisons, entropy, tau_rows, parts)
     print(table)
     if not args.from_results or Path(args.from_results).resolve() != out.resolve():
         (out / "results.json").write_text(json.dumps({"runs": rows, "groups": groups}, indent=0))
     (out / "summary.json").write_text(json.dumps({
-        "summary": summary, "paired": comparisons, "tau_against_equal": tau_rows, "entropy": entropy,
+        "summary": summary, "paired": comparisons, "tau_against_equal": tau_rows,
+        "parts_of_adapttoken": parts, "entropy": entropy,
         "args": vars(args), "seconds": seconds}, indent=1))
     (out / "table.md").write_text(table + "\n")
     plot(summary, groups, out / "tasks.png", args.sweep_fraction)
@@ -332,7 +382,7 @@ def main() -> None:
 
 def run_questions(args: argparse.Namespace, selectors: tuple[str, ...]) -> tuple[list[dict], list[dict]]:
     """Every question of the run: (one row per strategy and budget, one row per group)."""
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
     model, processor = load_model(args.model)
     questions = task_question_set(args.per_task, tuple(args.lengths), tuple(args.tasks), seed=args.seed)
     rows, groups = [], []

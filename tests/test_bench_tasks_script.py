@@ -45,6 +45,29 @@ def test_strategies_are_every_selector_plus_oracle_and_the_sweeps(bench):
     assert set(SELECTORS.names()) | {"oracle"} <= set(configs)
     assert {configs[f"adapttoken tau={t:g}"].tau for t in bench.TAUS} == set(bench.TAUS)
     assert {configs[f"adapttoken-lite theta={t:g}"].theta for t in bench.THETAS} == set(bench.THETAS)
+    assert configs[bench.NO_DEDUP].selector == "adapttoken" and not configs[bench.NO_DEDUP].dedup
+    assert configs["adapttoken"].dedup  # the default keeps it
+
+
+def test_parts_of_adapttoken_separate_dedup_from_the_allocation(bench):
+    rows = _rows("adapttoken", [1] * 20) + _rows(bench.NO_DEDUP, [1] * 12 + [0] * 8)
+    rows += _rows("attention-topk", [1] * 2 + [0] * 18) + _rows("uniform", [0] * 20)
+    rows += [r | {"fraction": 64} for r in _rows("adapttoken", [0] * 20) + _rows("attention-topk", [1] * 20)]
+    out = {(c["reference"], c["other"]): c for c in bench.parts_of_adapttoken(rows)}
+    assert set(out) == {("adapttoken", bench.NO_DEDUP), (bench.NO_DEDUP, "attention-topk")}
+    assert all(c["fraction"] == 16 for c in out.values())  # only where the variant ran
+    dedup, allocation = out[("adapttoken", bench.NO_DEDUP)], out[(bench.NO_DEDUP, "attention-topk")]
+    assert (dedup["only_adapttoken"], dedup["only_other"]) == (8, 0) and dedup["significant"]
+    assert (allocation["only_adapttoken"], allocation["only_other"]) == (10, 0)
+
+
+def test_budget_share_is_the_chosen_groups_part_of_the_given_budgets(bench):
+    from types import SimpleNamespace as G
+
+    traced = [G(group_id=0, budget=6), G(group_id=1, budget=2), G(group_id=2, budget=None), G(group_id=3, budget=0)]
+    assert bench.budget_share(traced, {1}) == 0.25
+    assert bench.budget_share(traced, {0, 2}) == 0.75  # a group given no budget adds nothing
+    assert bench.budget_share([G(group_id=0, budget=None)], {0}) is None  # a selector that allocates nothing
 
 
 def test_tau_against_equal_pairs_each_tau_with_attention_topk_at_its_own_budgets(bench):
