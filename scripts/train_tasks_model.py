@@ -15,6 +15,8 @@ on its colour; some of the flashes: the count of those drawn).
                                                                    # (2,000 steps, hidden 128: about 23 min on 2 cores)
     python scripts/train_tasks_model.py --steps 200 --out /tmp/tasks   # a quick run
     python scripts/train_tasks_model.py --init /tmp/tasks --curriculum 0 --weights count=3 order=2   # go on
+    python scripts/train_tasks_model.py --count-curriculum 0.6 --weights count=1 needle=0 order=0 detail=0 \
+        distractor=0 salient-order=0 --steps 1000 --out /tmp/count   # count alone, one flash shown first, then 2-4
 
 Deterministic for a given seed and thread count (2 threads by default).
 """
@@ -58,6 +60,7 @@ class TaskBatcher:
         self.eos_id = processor.tokenizer.convert_tokens_to_ids("<|im_end|>")
         self.rng = np.random.default_rng(seed)
         self.max_units = max_units
+        self.max_flashes = 4  # count examples show at most this many of their flashes (the count curriculum)
         self.interval = 2.0 / VIDEO_FPS * self.adapter.tokens_per_second
         self.tasks = tuple(TASKS)
         w = np.array([(weights or {}).get(t, 1.0) for t in self.tasks], dtype=float)
@@ -101,6 +104,9 @@ class TaskBatcher:
             shown = set(evidence)
             if task in PARTIAL and rng.random() < 0.35:
                 shown = {int(i) for i in rng.choice(evidence, int(rng.integers(1, len(evidence) + 1)), replace=False)}
+            if task == "count" and len(shown) > self.max_flashes:  # the count curriculum: few flashes first
+                shown = {int(i) for i in rng.choice(sorted(shown), int(rng.integers(1, self.max_flashes + 1)),
+                                                    replace=False)}
             plain = list(iter_frames(q, shown=set()))
             with_evidence = [f.copy() for f in plain]
             for i in shown:
@@ -174,6 +180,9 @@ def main() -> None:
     parser.add_argument("--max-units", type=int, default=16, help="frame pairs per example at most")
     parser.add_argument("--curriculum", type=float, default=0.4,
                         help="fraction of the steps over which examples grow from few to --max-units frame pairs")
+    parser.add_argument("--count-curriculum", type=float, default=0.0,
+                        help="fraction of the steps over which count examples grow from one shown flash to four "
+                             "(0: all four from the start)")
     parser.add_argument("--init", help="a model directory to go on training from (its size replaces --hidden/--layers)")
     parser.add_argument("--weights", nargs="*", default=[], metavar="TASK=W",
                         help="relative frequency of a task's batches (default 1 each), e.g. count=3")
@@ -200,9 +209,16 @@ def main() -> None:
     model.train()
     train = TaskBatcher(model, processor, seed=args.seed, max_units=args.max_units, weights=weights)
     held_out = TaskBatcher(model, processor, seed=args.seed + 10_000, max_units=args.max_units)
+
+    def count_curriculum(step: int) -> None:
+        """Count examples show at most 1, 2, 3, then 4 flashes over the first --count-curriculum of the steps."""
+        share = step / max(1, args.count_curriculum * args.steps)
+        train.max_flashes = min(4, 1 + int(4 * share)) if args.count_curriculum > 0 else 4
+
     train_and_save(model, processor, train, args, max_units=lambda ramp: max(1, round(args.max_units ** ramp)),
                    progress=lambda: {"held_out": evaluate(model, held_out, batches_per_task=1)},
-                   final=lambda: {"per_task": evaluate(model, held_out)}, eval_every=args.eval_every)
+                   final=lambda: {"per_task": evaluate(model, held_out)}, eval_every=args.eval_every,
+                   before_step=count_curriculum)
 
 
 if __name__ == "__main__":

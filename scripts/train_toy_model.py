@@ -176,16 +176,20 @@ def evaluate(model, batcher: Batcher, batches: int = 12, size: int = 16) -> dict
 
 
 
-def train_and_save(model, processor, train, args, max_units, progress, final, eval_every: int) -> None:
+def train_and_save(model, processor, train, args, max_units, progress, final, eval_every: int,
+                   before_step=None) -> None:
     """The training loop both toy models share: AdamW with a one-cycle schedule over `args.steps` batches of
     `args.batch` examples, whose frame pairs grow with the curriculum ramp (0 -> 1 over `args.curriculum` of the
     steps) as `max_units(ramp)`; every `eval_every` steps the metrics of `progress()` are logged, at the end those
-    of `final()`; the model, its processor and the training log are written to `args.out`."""
+    of `final()`; the model, its processor and the training log are written to `args.out`. `before_step(step)`,
+    when given, runs before each step's batch is drawn (a curriculum of the caller's own)."""
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.01)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr, total_steps=args.steps, pct_start=0.05)
     log = []
     start = time.perf_counter()
     for step in range(1, args.steps + 1):
+        if before_step is not None:
+            before_step(step)
         ramp = min(1.0, step / max(1, args.curriculum * args.steps))
         batch = train.batch(args.batch, max_units=max_units(ramp))
         loss, _, _ = forward_loss(model, train, batch)

@@ -1,0 +1,56 @@
+"""scripts/train_tasks_model.py's batches: minimal pairs with the task's answer distribution, and the count
+curriculum (examples show at most `max_flashes` of their flashes). The training run itself is a recipe,
+not a test."""
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from adapttoken_plugin.bench_tasks.base import FRAME_SIDE
+from adapttoken_plugin.toy import toy_model, toy_processor
+
+SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
+
+
+@pytest.fixture(scope="module")
+def batcher():
+    sys.path.insert(0, str(SCRIPTS))
+    try:
+        spec = importlib.util.spec_from_file_location("train_tasks_model", SCRIPTS / "train_tasks_model.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(SCRIPTS))
+    torch.set_num_threads(2)
+    model = toy_model(seed=0, num_layers=1, hidden_size=32)
+    processor = toy_processor(min_pixels=FRAME_SIDE * FRAME_SIDE, max_pixels=FRAME_SIDE * FRAME_SIDE)
+    return module.TaskBatcher(model, processor, seed=3, max_units=14)
+
+
+def count_targets(batcher, batches: int) -> np.ndarray:
+    """The (examples, 4) targets of `batches` count batches of 8 examples (4 minimal pairs)."""
+    return np.concatenate([batcher.batch(8, task="count")["targets"].numpy() for _ in range(batches)])
+
+
+def test_count_batches_are_minimal_pairs_of_a_count_and_no_answer(batcher):
+    batcher.max_flashes = 4
+    batch = batcher.batch(8, task="count")
+    targets, has = batch["targets"].numpy(), batch["has_needle"].numpy()
+    assert has.tolist() == [True, False] * 4  # each example with its flashes, then the same frames without
+    assert np.allclose(targets[~has], 0.25)
+    assert np.allclose(targets[has].max(-1), 1.0)
+
+
+def test_count_curriculum_caps_the_flashes_shown(batcher):
+    batcher.max_flashes = 1
+    capped = count_targets(batcher, 4)
+    shown = capped[capped.max(-1) == 1.0]
+    assert len(shown) == 16 and (shown.argmax(-1) == 0).all()  # every example with flashes shows one: "1"
+    batcher.max_flashes = 4
+    free = count_targets(batcher, 4)
+    # 16 questions of 1-4 flashes (uniform), most shown whole: with no cap, counts above one appear
+    assert (free[free.max(-1) == 1.0].argmax(-1) > 0).any()
