@@ -300,10 +300,15 @@ def plot(summary: list[dict], groups: list[dict], path: Path, sweep_fraction: in
         fractions = sorted({s["fraction"] for s in summary if s["strategy"] != "full"})
         axes[0][col].set_xticks([1 / f for f in fractions], [f"1/{f}" for f in fractions])
         axes[0][col].minorticks_off()
-        ents = [(g["entropy"], g["evidence"]) for g in groups if g["task"] == task and g["entropy"] is not None]
+        kinds = {"with the shortest evidence event": [], "with other evidence only": [], "with evidence": [],
+                 "without evidence": []}  # "with evidence": results of runs that did not tell the shortest event
+        for g in groups:
+            if g["task"] == task and g["entropy"] is not None:
+                kind = ("without evidence" if not g["evidence"] else "with evidence" if "shortest_event" not in g
+                        else "with the shortest evidence event" if g["shortest_event"] else "with other evidence only")
+                kinds[kind].append(g["entropy"])
         bins = np.linspace(0, 1.6, 33)
-        for has, label in ((True, "with evidence"), (False, "without evidence")):
-            values = [e for e, ev in ents if ev == has]
+        for label, values in kinds.items():
             if values:  # a density of no values is undefined
                 axes[1][col].hist(values, bins=bins, alpha=0.6, density=True, label=label)
         axes[1][col].axvline(np.log(4), ls="--", color="grey")
