@@ -61,6 +61,8 @@ class TaskBatcher:
         self.rng = np.random.default_rng(seed)
         self.max_units = max_units
         self.max_flashes = 4  # count examples show at most this many of their flashes (the count curriculum)
+        self.count_sparse = 0.4  # share of count batches that are sparse (a few of the tokens: short contexts)
+        self.count_min_keep = 8  # frame pairs' worth of tokens a sparse count example keeps at least
         self.interval = 2.0 / VIDEO_FPS * self.adapter.tokens_per_second
         self.tasks = tuple(TASKS)
         w = np.array([(weights or {}).get(t, 1.0) for t in self.tasks], dtype=float)
@@ -81,13 +83,14 @@ class TaskBatcher:
         rng = self.rng
         task = task or self.tasks[int(rng.choice(len(self.tasks), p=self.task_p))]
         top = max(MIN_UNITS[task], max_units or self.max_units)
-        kind = "group" if rng.random() < 0.6 else "sparse"
+        kind = "group" if rng.random() < 1 - (self.count_sparse if task == "count" else 0.4) else "sparse"
         n_units = int(rng.integers(max(MIN_UNITS[task], min(4, top)), top + 1))
         # sparse: one token count for the batch (one sequence length), enough for every evidence token
-        # (at most 8 frame pairs: two order events of 3 pairs, a needle of 8 frames over 5 pairs)
+        # (at most 8 frame pairs: two order events of 3 pairs, a needle of 8 frames over 5 pairs; count's
+        # flashes are at most 4 pairs)
         all_tokens = n_units * TOKENS_PER_UNIT
-        n_keep = all_tokens if kind == "group" else int(rng.integers(min(all_tokens, 8 * TOKENS_PER_UNIT),
-                                                                     all_tokens + 1))
+        least = (self.count_min_keep if task == "count" else 8) * TOKENS_PER_UNIT
+        n_keep = all_tokens if kind == "group" else int(rng.integers(min(all_tokens, least), all_tokens + 1))
         text = None
         pixels, plans = [], []
         for _ in range(size // 2):
@@ -183,6 +186,11 @@ def main() -> None:
     parser.add_argument("--count-curriculum", type=float, default=0.0,
                         help="fraction of the steps over which count examples grow from one shown flash to four "
                              "(0: all four from the start)")
+    parser.add_argument("--count-sparse", type=float, default=0.4,
+                        help="share of count batches that are sparse examples (the others: whole groups)")
+    parser.add_argument("--count-min-keep", type=int, default=8,
+                        help="a sparse count example keeps at least this many frame pairs' worth of tokens (4: "
+                             "contexts as short as the flashes themselves)")
     parser.add_argument("--init", help="a model directory to go on training from (its size replaces --hidden/--layers)")
     parser.add_argument("--weights", nargs="*", default=[], metavar="TASK=W",
                         help="relative frequency of a task's batches (default 1 each), e.g. count=3")
@@ -208,6 +216,7 @@ def main() -> None:
         model = toy_model(seed=args.seed, num_layers=args.layers, hidden_size=args.hidden)
     model.train()
     train = TaskBatcher(model, processor, seed=args.seed, max_units=args.max_units, weights=weights)
+    train.count_sparse, train.count_min_keep = args.count_sparse, args.count_min_keep
     held_out = TaskBatcher(model, processor, seed=args.seed + 10_000, max_units=args.max_units)
 
     def count_curriculum(step: int) -> None:

@@ -54,3 +54,15 @@ def test_count_curriculum_caps_the_flashes_shown(batcher):
     free = count_targets(batcher, 4)
     # 16 questions of 1-4 flashes (uniform), most shown whole: with no cap, counts above one appear
     assert (free[free.max(-1) == 1.0].argmax(-1) > 0).any()
+
+
+def test_count_batches_can_be_sparse_and_short(batcher):
+    batcher.max_flashes, batcher.count_sparse, batcher.count_min_keep = 4, 1.0, 4
+    try:
+        batches = [batcher.batch(2, task="count") for _ in range(20)]
+        assert {b["kind"] for b in batches} == {"sparse"}
+        shortest = min(len(f) for b in batches for f in b["features"])
+        assert shortest < 8 * 16  # below the 8 frame pairs' worth of tokens that the other tasks keep at least
+        assert {b["kind"] for b in (batcher.batch(4, task="needle") for _ in range(12))} == {"sparse", "group"}
+    finally:
+        batcher.count_sparse, batcher.count_min_keep = 0.4, 8
