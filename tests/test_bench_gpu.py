@@ -4,25 +4,20 @@ checked against what the configuration implies and against the unmodified model'
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
-from pathlib import Path
 
 import pytest
 
 from adapttoken_plugin.trace import STAGES
+from fixtures.scripts import load_script
 
-SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
 FRAMES, SIDE, BUDGET, FRAMES_PER_GROUP, LITE_GROUPS = (16, 32), 56, 12, 8, 2
 
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("bench_gpu", SCRIPTS / "bench_gpu.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("bench_gpu")
 
 
 @pytest.fixture(scope="module")

@@ -1,27 +1,17 @@
 """scripts/bench_tasks.py: the paired comparisons, tau against equal allocation, the strategy list and
 `--from-results` (the run itself is a benchmark)."""
 
-import importlib.util
 import sys
-from pathlib import Path
 
 import pytest
 
 from adapttoken_plugin import SELECTORS, AdaptTokenConfig
-
-SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
+from fixtures.scripts import load_script
 
 
 @pytest.fixture(scope="module")
 def bench():
-    sys.path.insert(0, str(SCRIPTS))
-    try:
-        spec = importlib.util.spec_from_file_location("bench_tasks", SCRIPTS / "bench_tasks.py")
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        yield module
-    finally:
-        sys.path.remove(str(SCRIPTS))
+    return load_script("bench_tasks")
 
 
 def _rows(strategy, outcomes):

@@ -2,29 +2,18 @@
 curriculum (examples show at most `max_flashes` of their flashes). The training run itself is a recipe,
 not a test."""
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
 
 from adapttoken_plugin.bench_tasks.base import FRAME_SIDE
 from adapttoken_plugin.toy import toy_model, toy_processor
-
-SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
+from fixtures.scripts import load_script
 
 
 @pytest.fixture(scope="module")
 def batcher():
-    sys.path.insert(0, str(SCRIPTS))
-    try:
-        spec = importlib.util.spec_from_file_location("train_tasks_model", SCRIPTS / "train_tasks_model.py")
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    finally:
-        sys.path.remove(str(SCRIPTS))
+    module = load_script("train_tasks_model")
     torch.set_num_threads(2)
     model = toy_model(seed=0, num_layers=1, hidden_size=32)
     processor = toy_processor(min_pixels=FRAME_SIDE * FRAME_SIDE, max_pixels=FRAME_SIDE * FRAME_SIDE)

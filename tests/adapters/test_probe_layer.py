@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import importlib.util
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,16 +11,12 @@ import torch
 
 from adapttoken_plugin.adapters.base import adapter_for
 from fixtures.families import FAMILIES
-
-SCRIPT = Path(__file__).parents[2] / "scripts" / "probe_layer.py"
+from fixtures.scripts import load_script
 
 
 @pytest.fixture(scope="module")
 def probe():
-    spec = importlib.util.spec_from_file_location("probe_layer", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("probe_layer")
 
 
 @pytest.mark.parametrize("name", sorted(FAMILIES))
