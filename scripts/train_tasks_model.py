@@ -11,14 +11,19 @@ task's `answer_distribution` given the evidence events drawn: one-hot with all o
 it, and for `order`, `salient-order` and `count` sometimes only part of it (one of the two order events: 1/2
 on its colour; some of the flashes: the count of those drawn).
 
+The mix alone does not learn `count`. `--count-stage N` adds a second stage in the same command: N steps from the
+mix's weights, mostly `count` batches, sparse and short, one flash shown first, the other tasks at 0.1 so that they
+stay learnt (settings in `COUNT_STAGE`); the same as a second run with `--init` on the mix's output.
+
     python scripts/train_tasks_model.py                            # writes adapttoken_plugin/assets/tasks-toy
                                                                    # (2,000 steps, hidden 128: about 23 min on 2 cores)
-    python scripts/train_tasks_model.py --steps 200 --out /tmp/tasks   # a quick run
+    python scripts/train_tasks_model.py --count-stage 2000 --out /tmp/counting    # the mix, then the count stage
+    python scripts/train_tasks_model.py --steps 200 --out /tmp/tasks              # a quick run
     python scripts/train_tasks_model.py --init /tmp/tasks --curriculum 0 --weights count=3 order=2   # go on
     python scripts/train_tasks_model.py --count-curriculum 0.6 --weights count=1 needle=0 order=0 detail=0 \
         distractor=0 salient-order=0 --steps 1000 --out /tmp/count   # count alone, one flash shown first, then 2-4
 
-Deterministic for a given seed and thread count (2 threads by default).
+Deterministic for a given seed and thread count (2 threads by default; the count stage: `--count-stage-threads`).
 """
 
 from __future__ import annotations
@@ -171,6 +176,42 @@ def evaluate(model, batcher: TaskBatcher, batches_per_task: int = 2, size: int =
     return out
 
 
+# The second stage of the shipped recipe: from the mix's weights, mostly count batches (the other tasks at 0.1 so that
+# they stay learnt), at a lower learning rate, count examples mostly sparse and short, one flash shown first.
+COUNT_STAGE = {"lr": 5e-4, "curriculum": 0.0, "count_curriculum": 0.3, "count_sparse": 0.8, "count_min_keep": 4,
+               "weights": [f"{t}={1.0 if t == 'count' else 0.1}" for t in TASKS]}
+
+
+def parse_weights(parser: argparse.ArgumentParser, items: list[str]) -> dict[str, float]:
+    weights = {}
+    for item in items:
+        task, _, value = item.partition("=")
+        if task not in TASKS or not value:
+            parser.error(f"--weights takes TASK=W with TASK one of {sorted(TASKS)}; got {item!r}")
+        weights[task] = float(value)
+    return weights
+
+
+def train_stage(model, processor, args, weights: dict[str, float], log_extra: dict | None = None) -> dict:
+    """One stage of training (`args`: the command's settings for it) from `model`'s weights; returns its log."""
+    torch.set_num_threads(args.threads)
+    model.train()
+    train = TaskBatcher(model, processor, seed=args.seed, max_units=args.max_units, weights=weights)
+    train.count_sparse, train.count_min_keep = args.count_sparse, args.count_min_keep
+    held_out = TaskBatcher(model, processor, seed=args.seed + 10_000, max_units=args.max_units)
+
+    def count_curriculum(step: int) -> None:
+        """Count examples show at most 1, 2, 3, then 4 flashes over the first --count-curriculum of the steps."""
+        share = step / max(1, args.count_curriculum * args.steps)
+        train.max_flashes = min(4, 1 + int(4 * share)) if args.count_curriculum > 0 else 4
+
+    return train_and_save(model, processor, train, args,
+                          max_units=lambda ramp: max(1, round(args.max_units ** ramp)),
+                          progress=lambda: {"held_out": evaluate(model, held_out, batches_per_task=1)},
+                          final=lambda: {"per_task": evaluate(model, held_out)}, eval_every=args.eval_every,
+                          before_step=count_curriculum, log_extra=log_extra)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=2000)
@@ -191,22 +232,20 @@ def main() -> None:
     parser.add_argument("--count-min-keep", type=int, default=8,
                         help="a sparse count example keeps at least this many frame pairs' worth of tokens (4: "
                              "contexts as short as the flashes themselves)")
+    parser.add_argument("--count-stage", type=int, default=0,
+                        help="steps of a second stage after the first, from its weights, mostly count batches "
+                             f"(settings: {COUNT_STAGE}); 0: none")
+    parser.add_argument("--count-stage-threads", type=int, default=1, help="torch threads of the count stage")
     parser.add_argument("--init", help="a model directory to go on training from (its size replaces --hidden/--layers)")
     parser.add_argument("--weights", nargs="*", default=[], metavar="TASK=W",
                         help="relative frequency of a task's batches (default 1 each), e.g. count=3")
     parser.add_argument("--eval-every", type=int, default=250)
     parser.add_argument("--out", default=str(TASKS_MODEL_DIR))
     args = parser.parse_args()
+    weights = parse_weights(parser, args.weights)
 
-    torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     processor = toy_processor(min_pixels=FRAME_SIDE * FRAME_SIDE, max_pixels=FRAME_SIDE * FRAME_SIDE)
-    weights = {}
-    for item in args.weights:
-        task, _, value = item.partition("=")
-        if task not in TASKS or not value:
-            parser.error(f"--weights takes TASK=W with TASK one of {sorted(TASKS)}; got {item!r}")
-        weights[task] = float(value)
     if args.init:
         from transformers import Qwen2_5_VLForConditionalGeneration
 
@@ -214,20 +253,14 @@ def main() -> None:
         model.set_attn_implementation("sdpa")
     else:
         model = toy_model(seed=args.seed, num_layers=args.layers, hidden_size=args.hidden)
-    model.train()
-    train = TaskBatcher(model, processor, seed=args.seed, max_units=args.max_units, weights=weights)
-    train.count_sparse, train.count_min_keep = args.count_sparse, args.count_min_keep
-    held_out = TaskBatcher(model, processor, seed=args.seed + 10_000, max_units=args.max_units)
-
-    def count_curriculum(step: int) -> None:
-        """Count examples show at most 1, 2, 3, then 4 flashes over the first --count-curriculum of the steps."""
-        share = step / max(1, args.count_curriculum * args.steps)
-        train.max_flashes = min(4, 1 + int(4 * share)) if args.count_curriculum > 0 else 4
-
-    train_and_save(model, processor, train, args, max_units=lambda ramp: max(1, round(args.max_units ** ramp)),
-                   progress=lambda: {"held_out": evaluate(model, held_out, batches_per_task=1)},
-                   final=lambda: {"per_task": evaluate(model, held_out)}, eval_every=args.eval_every,
-                   before_step=count_curriculum)
+    first = train_stage(model, processor, args, weights)
+    if args.count_stage > 0:
+        # as if run again with --init on the first stage's output: same seeds, a fresh optimiser and batchers
+        torch.manual_seed(args.seed)
+        stage = argparse.Namespace(**{**vars(args), **COUNT_STAGE, "steps": args.count_stage,
+                                      "threads": args.count_stage_threads, "count_stage": 0,
+                                      "init": args.out})
+        train_stage(model, processor, stage, parse_weights(parser, stage.weights), log_extra={"first_stage": first})
 
 
 if __name__ == "__main__":

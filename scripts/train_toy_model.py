@@ -177,12 +177,13 @@ def evaluate(model, batcher: Batcher, batches: int = 12, size: int = 16) -> dict
 
 
 def train_and_save(model, processor, train, args, max_units, progress, final, eval_every: int,
-                   before_step=None) -> None:
+                   before_step=None, log_extra: dict | None = None) -> dict:
     """The training loop both toy models share: AdamW with a one-cycle schedule over `args.steps` batches of
     `args.batch` examples, whose frame pairs grow with the curriculum ramp (0 -> 1 over `args.curriculum` of the
     steps) as `max_units(ramp)`; every `eval_every` steps the metrics of `progress()` are logged, at the end those
     of `final()`; the model, its processor and the training log are written to `args.out`. `before_step(step)`,
-    when given, runs before each step's batch is drawn (a curriculum of the caller's own)."""
+    when given, runs before each step's batch is drawn (a curriculum of the caller's own). Returns the training log
+    (`args`, `log`, `held_out`, and the items of `log_extra`: earlier stages of the caller's own)."""
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.01)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr, total_steps=args.steps, pct_start=0.05)
     log = []
@@ -210,9 +211,10 @@ def train_and_save(model, processor, train, args, max_units, progress, final, ev
     model.eval()
     model.save_pretrained(out)
     processor.save_pretrained(out)
-    (out / "training_log.json").write_text(json.dumps({"args": vars(args), "log": log, "held_out": held_out},
-                                                      indent=1))
+    record = {"args": vars(args), "log": log, "held_out": held_out, **(log_extra or {})}
+    (out / "training_log.json").write_text(json.dumps(record, indent=1))
     print(f"saved to {out}")
+    return record
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -2,6 +2,8 @@
 curriculum (examples show at most `max_flashes` of their flashes). The training run itself is a recipe,
 not a test."""
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -55,3 +57,30 @@ def test_count_batches_can_be_sparse_and_short(batcher):
         assert {b["kind"] for b in (batcher.batch(4, task="needle") for _ in range(12))} == {"sparse", "group"}
     finally:
         batcher.count_sparse, batcher.count_min_keep = 0.4, 8
+
+
+def test_the_count_stage_is_a_second_run_from_the_first_stages_weights(tmp_path, monkeypatch):
+    """One command (`--count-stage N`) makes the same model as the mix alone, then a second run with `--init` on its
+    output and the count stage's settings: what the shipped model's training log says was done."""
+    from safetensors.torch import load_file
+
+    module = load_script("train_tasks_model")
+    tiny = ["--hidden", "32", "--layers", "1", "--steps", "2", "--batch", "4", "--max-units", "4", "--threads", "1"]
+
+    def run(*argv: str) -> None:
+        monkeypatch.setattr("sys.argv", ["train_tasks_model.py", *tiny, *argv])
+        module.main()
+
+    run("--count-stage", "2", "--out", str(tmp_path / "one"))
+    run("--count-stage", "0", "--out", str(tmp_path / "mix"))
+    stage = module.COUNT_STAGE
+    run("--init", str(tmp_path / "mix"), "--count-stage", "0", "--out", str(tmp_path / "two"), "--steps", "2",
+        "--lr", str(stage["lr"]), "--curriculum", str(stage["curriculum"]),
+        "--count-curriculum", str(stage["count_curriculum"]), "--count-sparse", str(stage["count_sparse"]),
+        "--count-min-keep", str(stage["count_min_keep"]), "--weights", *stage["weights"])
+    one, mix, two = (load_file(tmp_path / d / "model.safetensors") for d in ("one", "mix", "two"))
+    assert one.keys() == two.keys()
+    assert all(torch.equal(one[k], two[k]) for k in one)
+    assert any(not torch.equal(one[k], mix[k]) for k in one)  # the count stage trained
+    log = json.loads((tmp_path / "one" / "training_log.json").read_text())
+    assert log["args"]["lr"] == stage["lr"] and log["first_stage"]["args"]["lr"] == 7e-4
