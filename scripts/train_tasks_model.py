@@ -11,24 +11,27 @@ task's `answer_distribution` given the evidence events drawn: one-hot with all o
 it, and for `order`, `salient-order` and `count` sometimes only part of it (one of the two order events: 1/2
 on its colour; some of the flashes: the count of those drawn).
 
-The mix alone does not learn `count`. `--count-stage N` adds a second stage in the same command: N steps from the
-mix's weights, mostly `count` batches, sparse and short, one flash shown first, the other tasks at 0.1 so that they
-stay learnt (settings in `COUNT_STAGE`); the same as a second run with `--init` on the mix's output.
+The mix alone does not learn `count`. `--count-stages N1 N2` adds two stages in the same command, each from the
+weights of the one before (settings in `COUNT_STAGES`): N1 steps of mostly `count` batches (sparse and short, one
+flash shown first, the other tasks at 0.1 so that they stay learnt, learning rate 5e-4), then N2 steps at 2e-4 with
+the other tasks at 0.2. Each is the same as another run with `--init` on the output of the one before.
 
     python scripts/train_tasks_model.py                            # writes adapttoken_plugin/assets/tasks-toy
                                                                    # (2,000 steps, hidden 128: about 23 min on 2 cores)
-    python scripts/train_tasks_model.py --count-stage 2000 --out /tmp/counting    # the mix, then the count stage
+    python scripts/train_tasks_model.py --count-stages 2000 1500 --out /tmp/counting   # the mix, then count
     python scripts/train_tasks_model.py --steps 200 --out /tmp/tasks              # a quick run
+    python scripts/train_tasks_model.py --init /tmp/counting --evaluate 4         # 4 x 16 new examples a task
     python scripts/train_tasks_model.py --init /tmp/tasks --curriculum 0 --weights count=3 order=2   # go on
     python scripts/train_tasks_model.py --count-curriculum 0.6 --weights count=1 needle=0 order=0 detail=0 \
         distractor=0 salient-order=0 --steps 1000 --out /tmp/count   # count alone, one flash shown first, then 2-4
 
-Deterministic for a given seed and thread count (2 threads by default; the count stage: `--count-stage-threads`).
+Deterministic for a given seed and thread count (2 threads by default; the count stages: `--count-stage-threads`).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import sys
 from pathlib import Path
@@ -176,10 +179,15 @@ def evaluate(model, batcher: TaskBatcher, batches_per_task: int = 2, size: int =
     return out
 
 
-# The second stage of the shipped recipe: from the mix's weights, mostly count batches (the other tasks at 0.1 so that
-# they stay learnt), at a lower learning rate, count examples mostly sparse and short, one flash shown first.
-COUNT_STAGE = {"lr": 5e-4, "curriculum": 0.0, "count_curriculum": 0.3, "count_sparse": 0.8, "count_min_keep": 4,
-               "weights": [f"{t}={1.0 if t == 'count' else 0.1}" for t in TASKS]}
+# The stages after the mix that teach `count` (`--count-stages`), each from the weights of the one before: mostly
+# count batches (the other tasks at 0.1 so that they stay learnt), count examples mostly sparse and short, one flash
+# shown first; then the same at a lower learning rate with the other tasks at 0.2.
+COUNT_STAGES = (
+    {"lr": 5e-4, "curriculum": 0.0, "count_curriculum": 0.3, "count_sparse": 0.8, "count_min_keep": 4,
+     "weights": [f"{t}={1.0 if t == 'count' else 0.1}" for t in TASKS]},
+    {"lr": 2e-4, "curriculum": 0.0, "count_curriculum": 0.0, "count_sparse": 0.8, "count_min_keep": 4,
+     "weights": [f"{t}={1.0 if t == 'count' else 0.2}" for t in TASKS]},
+)
 
 
 def parse_weights(parser: argparse.ArgumentParser, items: list[str]) -> dict[str, float]:
@@ -232,14 +240,17 @@ def main() -> None:
     parser.add_argument("--count-min-keep", type=int, default=8,
                         help="a sparse count example keeps at least this many frame pairs' worth of tokens (4: "
                              "contexts as short as the flashes themselves)")
-    parser.add_argument("--count-stage", type=int, default=0,
-                        help="steps of a second stage after the first, from its weights, mostly count batches "
-                             f"(settings: {COUNT_STAGE}); 0: none")
-    parser.add_argument("--count-stage-threads", type=int, default=1, help="torch threads of the count stage")
+    parser.add_argument("--count-stages", type=int, nargs="*", default=[], metavar="STEPS",
+                        help=f"steps of up to {len(COUNT_STAGES)} stages after the first, each from the weights of the "
+                             "one before, with the settings of COUNT_STAGES (mostly count batches); none by default")
+    parser.add_argument("--count-stage-threads", type=int, default=1, help="torch threads of the count stages")
     parser.add_argument("--init", help="a model directory to go on training from (its size replaces --hidden/--layers)")
     parser.add_argument("--weights", nargs="*", default=[], metavar="TASK=W",
                         help="relative frequency of a task's batches (default 1 each), e.g. count=3")
     parser.add_argument("--eval-every", type=int, default=250)
+    parser.add_argument("--evaluate", type=int, metavar="BATCHES",
+                        help="train nothing: print the --init model's accuracy and entropy per task on BATCHES batches "
+                             "of 16 examples per task, drawn with seed --seed + 20,000 (not the training log's)")
     parser.add_argument("--out", default=str(TASKS_MODEL_DIR))
     args = parser.parse_args()
     weights = parse_weights(parser, args.weights)
@@ -253,14 +264,24 @@ def main() -> None:
         model.set_attn_implementation("sdpa")
     else:
         model = toy_model(seed=args.seed, num_layers=args.layers, hidden_size=args.hidden)
-    first = train_stage(model, processor, args, weights)
-    if args.count_stage > 0:
-        # as if run again with --init on the first stage's output: same seeds, a fresh optimiser and batchers
+    if args.evaluate:
+        if not args.init:
+            parser.error("--evaluate needs --init MODEL_DIR")
+        torch.set_num_threads(args.threads)
+        batcher = TaskBatcher(model, processor, seed=args.seed + 20_000, max_units=args.max_units)
+        print(json.dumps(evaluate(model, batcher, batches_per_task=args.evaluate), indent=1))
+        return
+    if len(args.count_stages) > len(COUNT_STAGES):
+        parser.error(f"--count-stages takes at most {len(COUNT_STAGES)} step counts")
+    earlier = {}
+    record = train_stage(model, processor, args, weights)
+    for i, (steps, settings) in enumerate(zip(args.count_stages, COUNT_STAGES)):
+        earlier[f"stage_{i + 1}"] = {k: v for k, v in record.items() if not k.startswith("stage_")}
+        # as if run again with --init on the stage before's output: same seeds, a fresh optimiser and batchers
         torch.manual_seed(args.seed)
-        stage = argparse.Namespace(**{**vars(args), **COUNT_STAGE, "steps": args.count_stage,
-                                      "threads": args.count_stage_threads, "count_stage": 0,
-                                      "init": args.out})
-        train_stage(model, processor, stage, parse_weights(parser, stage.weights), log_extra={"first_stage": first})
+        stage = argparse.Namespace(**{**vars(args), **settings, "steps": steps, "threads": args.count_stage_threads,
+                                      "count_stages": [], "init": args.out})
+        record = train_stage(model, processor, stage, parse_weights(parser, stage.weights), log_extra=dict(earlier))
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@ curriculum (examples show at most `max_flashes` of their flashes). The training 
 not a test."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -59,28 +60,40 @@ def test_count_batches_can_be_sparse_and_short(batcher):
         batcher.count_sparse, batcher.count_min_keep = 0.4, 8
 
 
-def test_the_count_stage_is_a_second_run_from_the_first_stages_weights(tmp_path, monkeypatch):
-    """One command (`--count-stage N`) makes the same model as the mix alone, then a second run with `--init` on its
-    output and the count stage's settings: what the shipped model's training log says was done."""
+def test_the_count_stages_are_runs_from_the_weights_before(tmp_path, monkeypatch):
+    """One command (`--count-stages N1 N2`) makes the same model as the mix alone, then one run with `--init` on its
+    output per count stage, with that stage's settings: what the shipped model's training log says was done."""
     from safetensors.torch import load_file
 
     module = load_script("train_tasks_model")
-    tiny = ["--hidden", "32", "--layers", "1", "--steps", "2", "--batch", "4", "--max-units", "4", "--threads", "1"]
+    tiny = ["--hidden", "32", "--layers", "1", "--batch", "4", "--max-units", "4", "--threads", "1"]
 
-    def run(*argv: str) -> None:
+    def run(*argv: str) -> dict:
         monkeypatch.setattr("sys.argv", ["train_tasks_model.py", *tiny, *argv])
         module.main()
+        return load_file(Path(argv[argv.index("--out") + 1]) / "model.safetensors")
 
-    run("--count-stage", "2", "--out", str(tmp_path / "one"))
-    run("--count-stage", "0", "--out", str(tmp_path / "mix"))
-    stage = module.COUNT_STAGE
-    run("--init", str(tmp_path / "mix"), "--count-stage", "0", "--out", str(tmp_path / "two"), "--steps", "2",
-        "--lr", str(stage["lr"]), "--curriculum", str(stage["curriculum"]),
-        "--count-curriculum", str(stage["count_curriculum"]), "--count-sparse", str(stage["count_sparse"]),
-        "--count-min-keep", str(stage["count_min_keep"]), "--weights", *stage["weights"])
-    one, mix, two = (load_file(tmp_path / d / "model.safetensors") for d in ("one", "mix", "two"))
-    assert one.keys() == two.keys()
-    assert all(torch.equal(one[k], two[k]) for k in one)
-    assert any(not torch.equal(one[k], mix[k]) for k in one)  # the count stage trained
+    one = run("--steps", "2", "--count-stages", "2", "1", "--out", str(tmp_path / "one"))
+    before = run("--steps", "2", "--out", str(tmp_path / "mix"))
+    for i, stage in enumerate(module.COUNT_STAGES):
+        after = run("--init", str(tmp_path / ("mix" if i == 0 else f"stage{i}")),
+                    "--out", str(tmp_path / f"stage{i + 1}"), "--steps", str(2 - i),
+                    "--lr", str(stage["lr"]), "--curriculum", str(stage["curriculum"]),
+                    "--count-curriculum", str(stage["count_curriculum"]), "--count-sparse", str(stage["count_sparse"]),
+                    "--count-min-keep", str(stage["count_min_keep"]), "--weights", *stage["weights"])
+        assert any(not torch.equal(after[k], before[k]) for k in after)  # each stage trained
+        before = after
+    assert one.keys() == after.keys()
+    assert all(torch.equal(one[k], after[k]) for k in one)
     log = json.loads((tmp_path / "one" / "training_log.json").read_text())
-    assert log["args"]["lr"] == stage["lr"] and log["first_stage"]["args"]["lr"] == 7e-4
+    assert [log["stage_1"]["args"]["lr"], log["stage_2"]["args"]["lr"], log["args"]["lr"]] == [
+        7e-4, *(stage["lr"] for stage in module.COUNT_STAGES)]
+    assert log["args"]["steps"] == 1 and "stage_1" not in log["stage_2"]
+
+
+def test_evaluate_needs_a_model_to_evaluate(monkeypatch, capsys):
+    module = load_script("train_tasks_model")
+    monkeypatch.setattr("sys.argv", ["train_tasks_model.py", "--evaluate", "1"])
+    with pytest.raises(SystemExit):
+        module.main()
+    assert "--evaluate needs --init MODEL_DIR" in capsys.readouterr().err
