@@ -466,6 +466,19 @@ def long_gop_video(cache: Path) -> Path:
     return make_long(cache / "longgop_10min.mp4", 10.0)
 
 
+def print_table(columns: list[str], rows: list[dict], cells, label) -> None:
+    """A Markdown table of `rows` under `columns`: `cells(row)` gives a row's texts; a row that failed (it has an
+    "error") shows `label(row)`, then the error, then "-" up to the last column."""
+    print("| " + " | ".join(columns) + " |\n" + "|---" * len(columns) + "|")
+    for r in rows:
+        if "error" in r:
+            lead = [str(x) for x in label(r)]
+            texts = lead + [f"failed: {r['error']}"] + ["-"] * (len(columns) - len(lead) - 1)
+        else:
+            texts = [str(x) for x in cells(r)]
+        print("| " + " | ".join(texts) + " |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--frames", type=int, nargs="+", default=[1000, 4000, 10000])
@@ -538,18 +551,17 @@ def main() -> None:
                 print(rows[-1], file=sys.stderr)
         out["memory"] = rows
         save()
-        print("\n| frames | frame cache | visual tokens | kept | frames decoded | seconds | frame/feature cache peak "
-              "(MiB) | peak RSS over start (MiB) | of which not the cache (MiB) |\n" + "|---" * 9 + "|")
-        for r in rows:
-            name = MODE_NAMES[r["mode"]]
-            if "error" in r:
-                print(f"| {r['frames']} | {name} | - | - | - | - | - | failed: {r['error']} | - |")
-                continue
+        def memory_cells(r: dict) -> list:
             peak = f"{r['cache_peak_mib']:.1f}" if "cache_peak_mib" in r else "-"
             rest = f"{r['peak_over_base_mb'] - r['cache_peak_mib']:.0f}" if "cache_peak_mib" in r else "-"
-            print(f"| {r['frames']} | {name} | {r.get('total_tokens', '-')} | {r.get('kept_tokens', 'all')} | "
-                  f"{r.get('frames_decoded', r['frames'])} | {r['seconds']:.2f} | {peak} | "
-                  f"{r['peak_over_base_mb']:.0f} | {rest} |")
+            return [r["frames"], MODE_NAMES[r["mode"]], r.get("total_tokens", "-"), r.get("kept_tokens", "all"),
+                    r.get("frames_decoded", r["frames"]), f"{r['seconds']:.2f}", peak, f"{r['peak_over_base_mb']:.0f}",
+                    rest]
+
+        print()
+        print_table(["frames", "frame cache", "visual tokens", "kept", "frames decoded", "seconds",
+                     "frame/feature cache peak (MiB)", "peak RSS over start (MiB)", "of which not the cache (MiB)"],
+                    rows, memory_cells, lambda r: [r["frames"], MODE_NAMES[r["mode"]]])
         first, last = min(args.frames), max(args.frames)
         print(f"\npeak RSS over start at {last} frames / at {first}:")
         for mode in MEMORY_MODES:
@@ -572,17 +584,14 @@ def main() -> None:
         def mb(r: dict, key: str) -> str:
             return "-" if r.get(key) is None else f"{r[key]:.1f}"
 
-        print("\nAt the end of the group passes (MiB over the start unless said):\n\n| frames | heap trim | RSS | "
-              "glibc in use | glibc free, held | frame/feature cache | Python objects | scores and token ids | "
-              "candidate store peak | peak RSS over start |\n" + "|---" * 10 + "|")
-        for r in rows:
-            if "error" in r:
-                print(f"| {r['frames']} | {'yes' if r['trim'] else 'no'} |" + " - |" * 7 + f" failed: {r['error']} |")
-                continue
-            print(f"| {r['frames']} | {'yes' if r['trim'] else 'no'} | {mb(r, 'rss_mb')} | {mb(r, 'heap_in_use_mb')} | "
-                  f"{mb(r, 'heap_free_mb')} | {mb(r, 'cache_mb')} | {mb(r, 'python_mb')} | "
-                  f"{mb(r, 'scores_and_ids_mb')} | {r['candidate_store_peak_mib']:.2f} | "
-                  f"{r['peak_over_base_mb']:.0f} |")
+        print("\nAt the end of the group passes (MiB over the start unless said):\n")
+        print_table(["frames", "heap trim", "RSS", "glibc in use", "glibc free, held", "frame/feature cache",
+                     "Python objects", "scores and token ids", "candidate store peak", "peak RSS over start"], rows,
+                    lambda r: [r["frames"], "yes" if r["trim"] else "no", mb(r, "rss_mb"), mb(r, "heap_in_use_mb"),
+                               mb(r, "heap_free_mb"), mb(r, "cache_mb"), mb(r, "python_mb"),
+                               mb(r, "scores_and_ids_mb"), f"{r['candidate_store_peak_mib']:.2f}",
+                               f"{r['peak_over_base_mb']:.0f}"],
+                    lambda r: [r["frames"], "yes" if r["trim"] else "no"])
 
     if "overlap" in args.sections:
         toy = make_video(cache / f"noise_{args.overlap_frames}.mp4", args.overlap_frames)
@@ -593,18 +602,15 @@ def main() -> None:
             print(rows[-6:], file=sys.stderr)
         out["overlap"] = rows
         save()
-        print("\n| video | selector | groups visited | decoding order | in the background | frames decoded | "
-              "seconds / answer | of which waiting for frames | vs AdaptToken without |\n"
-              "|---|---|---|---|---|---|---|---|---|")
         reference = {r["video"]: r["seconds"] for r in rows
                      if r.get("selector") == "adapttoken" and r.get("decode_ahead") is False}
-        for r in rows:
-            if "error" in r:
-                print(f"| {r['video']} | - | - | - | - | - | - | - | failed: {r['error']} |")
-                continue
-            print(f"| {r['video']} | {r['selector']} | {r['groups_visited']} / {r['groups']} | {r['decode_order']} | "
-                  f"{'yes' if r['decode_ahead'] else 'no'} | {r['frames_decoded']} | {r['seconds']:.2f} | "
-                  f"{r['decode_wait']:.2f} | {r['seconds'] / reference[r['video']]:.2f}x |")
+        print()
+        print_table(["video", "selector", "groups visited", "decoding order", "in the background", "frames decoded",
+                     "seconds / answer", "of which waiting for frames", "vs AdaptToken without"], rows,
+                    lambda r: [r["video"], r["selector"], f"{r['groups_visited']} / {r['groups']}", r["decode_order"],
+                               "yes" if r["decode_ahead"] else "no", r["frames_decoded"], f"{r['seconds']:.2f}",
+                               f"{r['decode_wait']:.2f}", f"{r['seconds'] / reference[r['video']]:.2f}x"],
+                    lambda r: [r["video"]])
 
     if "questions" in args.sections:
         frames = args.overlap_frames
@@ -613,14 +619,12 @@ def main() -> None:
         rows = got if isinstance(got, list) else [got]
         out["questions"] = rows
         save()
-        print(f"\n{frames} frames, AdaptToken, budget {args.budget}\n\n| pipeline | question | frames decoded | "
-              "encoder calls | seconds | of which decoding | of which vision |\n|---|---|---|---|---|---|---|")
-        for r in rows:
-            if "error" in r:
-                print(f"| - | - | - | - | - | - | failed: {r['error']} |")
-                continue
-            print(f"| {r['how']} | {r['question']} | {r['frames_decoded']} | {r['encoder_calls']} | "
-                  f"{r['seconds']:.2f} | {r['decode']:.2f} | {r['vision']:.2f} |")
+        print(f"\n{frames} frames, AdaptToken, budget {args.budget}\n")
+        print_table(["pipeline", "question", "frames decoded", "encoder calls", "seconds", "of which decoding",
+                     "of which vision"], rows,
+                    lambda r: [r["how"], r["question"], r["frames_decoded"], r["encoder_calls"], f"{r['seconds']:.2f}",
+                               f"{r['decode']:.2f}", f"{r['vision']:.2f}"],
+                    lambda r: [])
 
     if "question-length" in args.sections:
         video = make_video(cache / f"noise_{args.question_frames}.mp4", args.question_frames)
@@ -632,14 +636,12 @@ def main() -> None:
                 print(rows[-1], file=sys.stderr)
         out["question_length"] = rows
         save()
-        print(f"\n{args.question_frames} frames, budget {args.question_budget}:\n\n| question characters | mode | "
-              "visual tokens | kept | seconds | peak RSS over start (MiB) |\n|---|---|---|---|---|---|")
-        for r in rows:
-            if "error" in r:
-                print(f"| - | {r['mode']} | - | - | - | failed: {r['error']} |")
-                continue
-            print(f"| {r['question_chars']} | {r['mode']} | {r.get('total_tokens', '-')} | "
-                  f"{r.get('kept_tokens', 'all')} | {r['seconds']:.2f} | {r['peak_over_base_mb']:.0f} |")
+        print(f"\n{args.question_frames} frames, budget {args.question_budget}:\n")
+        print_table(["question characters", "mode", "visual tokens", "kept", "seconds", "peak RSS over start (MiB)"],
+                    rows,
+                    lambda r: [r["question_chars"], r["mode"], r.get("total_tokens", "-"), r.get("kept_tokens", "all"),
+                               f"{r['seconds']:.2f}", f"{r['peak_over_base_mb']:.0f}"],
+                    lambda r: ["-", r["mode"]])
 
     if "store7b" in args.sections:
         rows = []
@@ -653,19 +655,19 @@ def main() -> None:
             print(rows[-1], file=sys.stderr)
         out["store7b"] = rows
         save()
+        def store7b_label(r: dict) -> list:
+            return [r["frames"], r["text_tokens"], r["selector"], "bounded" if r["bounded"] else "unbounded"]
+
         print(f"\nQwen2.5-VL-7B shape (D = {D7B}, bfloat16, {GRID7B * GRID7B} tokens per frame pair, "
-              f"{FRAMES_PER_GROUP7B} frames per group), budget {BUDGET7B}:\n\n| frames | text tokens | selector | "
-              "candidate store | groups visited | kept | seconds | candidate store peak (MiB) | scores and token ids "
-              "(MiB) | kept features (MiB) | peak RSS over start (MiB) |\n" + "|---" * 11 + "|")
-        for r in rows:
-            store = "bounded" if r["bounded"] else "unbounded"
-            if "error" in r:
-                print(f"| {r['frames']} | {r['text_tokens']} | {r['selector']} | {store} | - | - | - | - | - | - | "
-                      f"failed: {r['error']} |")
-                continue
-            print(f"| {r['frames']} | {r['text_tokens']} | {r['selector']} | {store} | {r['groups_visited']} / "
-                  f"{r['groups']} | {r['kept_tokens']} | {r['seconds']:.1f} | {r['candidate_store_peak_mib']:.1f} | "
-                  f"{r['scores_and_ids_mib']:.1f} | {r['kept_features_mib']:.1f} | {r['peak_over_base_mb']:.0f} |")
+              f"{FRAMES_PER_GROUP7B} frames per group), budget {BUDGET7B}:\n")
+        print_table(["frames", "text tokens", "selector", "candidate store", "groups visited", "kept", "seconds",
+                     "candidate store peak (MiB)", "scores and token ids (MiB)", "kept features (MiB)",
+                     "peak RSS over start (MiB)"], rows,
+                    lambda r: [*store7b_label(r), f"{r['groups_visited']} / {r['groups']}", r["kept_tokens"],
+                               f"{r['seconds']:.1f}", f"{r['candidate_store_peak_mib']:.1f}",
+                               f"{r['scores_and_ids_mib']:.1f}", f"{r['kept_features_mib']:.1f}",
+                               f"{r['peak_over_base_mb']:.0f}"],
+                    store7b_label)
 
     save()
     print(f"\nload average {out['load_average_start'][0]:.1f} at the start, {os.getloadavg()[0]:.1f} at the end, on "
