@@ -254,6 +254,10 @@ def main() -> None:
     parser.add_argument("--out", default=str(TASKS_MODEL_DIR))
     args = parser.parse_args()
     weights = parse_weights(parser, args.weights)
+    if args.evaluate and not args.init:
+        parser.error("--evaluate needs --init MODEL_DIR")
+    if len(args.count_stages) > len(COUNT_STAGES):
+        parser.error(f"--count-stages takes at most {len(COUNT_STAGES)} step counts")
 
     torch.manual_seed(args.seed)
     processor = toy_processor(min_pixels=FRAME_SIDE * FRAME_SIDE, max_pixels=FRAME_SIDE * FRAME_SIDE)
@@ -265,14 +269,10 @@ def main() -> None:
     else:
         model = toy_model(seed=args.seed, num_layers=args.layers, hidden_size=args.hidden)
     if args.evaluate:
-        if not args.init:
-            parser.error("--evaluate needs --init MODEL_DIR")
         torch.set_num_threads(args.threads)
         batcher = TaskBatcher(model, processor, seed=args.seed + 20_000, max_units=args.max_units)
         print(json.dumps(evaluate(model, batcher, batches_per_task=args.evaluate), indent=1))
         return
-    if len(args.count_stages) > len(COUNT_STAGES):
-        parser.error(f"--count-stages takes at most {len(COUNT_STAGES)} step counts")
     earlier = {}
     record = train_stage(model, processor, args, weights)
     for i, (steps, settings) in enumerate(zip(args.count_stages, COUNT_STAGES)):
