@@ -20,6 +20,9 @@ it is one rank. Each rank then sets what DeepSpeed and torch.distributed need an
   (`extensions_dir`), since torch's default in the home folder is shared by every virtualenv of one Python
   version, each rebuilding it over the others'.
 - a timeout on every collective, so a rank that stops taking part ends the run with an error.
+- DeepSpeed's CPU all-reduce kernel keeps one shared-memory buffer a rank (69 MB, in `/dev/shm`) and never
+  removes it: every run would leave them behind until the machine's memory is full. Once every rank has
+  mapped every buffer, each rank unlinks its own (`release_cpu_all_reduce_buffer`); the mappings stay valid.
 
 No rank outlives the command that started it: `relaunch` forwards SIGINT, SIGTERM and SIGHUP to torchrun
 (which stops its ranks) and waits for it; torchrun is told to end when its parent dies (a killed command,
@@ -139,6 +142,31 @@ def extensions_dir(prefix: str = sys.prefix) -> str:
     return os.path.join(cache, "adapttoken", "torch_extensions", "-".join([*filter(None, names), key]))
 
 
+#: the name DeepSpeed's CPU all-reduce kernel gives each rank's shared-memory buffer, followed by
+#: `_{uid}_{MASTER_ADDR}_{MASTER_PORT}_{rank}` (`shm_initialize` in deepspeed/ops/csrc/cpu/comm/shm.cpp)
+CPU_ALL_REDUCE_BUFFER = "deepspeed_allreduce_buffer"
+#: where shm_open keeps shared-memory objects on Linux
+SHARED_MEMORY_DIR = "/dev/shm"
+
+
+def cpu_all_reduce_buffer(rank: int, shm_dir: str = SHARED_MEMORY_DIR) -> str:
+    """The path of rank `rank`'s all-reduce buffer in this launch (`MASTER_ADDR` and `MASTER_PORT` name it)."""
+    name = (f"{CPU_ALL_REDUCE_BUFFER}_{os.getuid()}_{os.environ.get('MASTER_ADDR', '')}_"
+            f"{os.environ.get('MASTER_PORT', '')}_{rank}")
+    return os.path.join(shm_dir, name)
+
+
+def release_cpu_all_reduce_buffer(rank: int, shm_dir: str = SHARED_MEMORY_DIR) -> bool:
+    """Unlink this rank's all-reduce buffer (whether there was one). Call it when every rank has mapped every
+    buffer (after `deepspeed.init_distributed` and a barrier): the memory is freed when the last rank ends,
+    however it ends, instead of staying in `/dev/shm` for good."""
+    try:
+        os.unlink(cpu_all_reduce_buffer(rank, shm_dir))
+    except FileNotFoundError:  # no kernel (CUDA, ranks on several machines), or released already
+        return False
+    return True
+
+
 def kernel_build_notice(extensions: str, kernel: str = CPU_ALL_REDUCE_KERNEL) -> str | None:
     """What to tell the user before DeepSpeed compiles `kernel` under `extensions` (None when it is built)."""
     if glob.glob(os.path.join(glob.escape(extensions), kernel, "*.so")):
@@ -176,3 +204,7 @@ def init_rank(tp: int, timeout: timedelta = DEFAULT_TIMEOUT) -> None:
         if notice is not None:
             print(notice, file=sys.stderr, flush=True)
     deepspeed.init_distributed(dist_backend="nccl" if cuda else "gloo", timeout=timeout, verbose=False)
+    if not cuda:
+        # each rank returns from init_distributed once it has mapped every rank's buffer; after the barrier, all have
+        dist.barrier()
+        release_cpu_all_reduce_buffer(dist.get_rank())

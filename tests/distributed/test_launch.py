@@ -256,3 +256,16 @@ def test_rank_zero_says_when_the_cpu_kernel_is_about_to_be_compiled(tmp_path):
     (tmp_path / launch.CPU_ALL_REDUCE_KERNEL).mkdir()
     (tmp_path / launch.CPU_ALL_REDUCE_KERNEL / f"{launch.CPU_ALL_REDUCE_KERNEL}.so").write_bytes(b"")
     assert launch.kernel_build_notice(str(tmp_path)) is None
+
+
+def test_a_rank_releases_its_own_all_reduce_buffer_by_deepspeeds_name(tmp_path, monkeypatch):
+    monkeypatch.setenv("MASTER_ADDR", "localhost")
+    monkeypatch.setenv("MASTER_PORT", "29517")
+    # the names DeepSpeed's shm.cpp gives them: deepspeed_allreduce_buffer_{uid}_{MASTER_ADDR}_{MASTER_PORT}_{rank}
+    names = [f"deepspeed_allreduce_buffer_{os.getuid()}_localhost_29517_{rank}" for rank in (0, 1)]
+    other_launch = f"deepspeed_allreduce_buffer_{os.getuid()}_localhost_29518_1"
+    for name in [*names, other_launch]:
+        (tmp_path / name).write_bytes(b"\0" * 8)
+    assert launch.release_cpu_all_reduce_buffer(1, str(tmp_path)) is True
+    assert sorted(p.name for p in tmp_path.iterdir()) == [names[0], other_launch]
+    assert launch.release_cpu_all_reduce_buffer(1, str(tmp_path)) is False  # released already: nothing to do

@@ -40,9 +40,18 @@ def launch(out: Path, diverge: str = "none", backend: str = "deepspeed") -> subp
 def ranks(tmp_path_factory, request):
     """Both ranks' results of one launch of the worker with this backend."""
     out = tmp_path_factory.mktemp(request.param)
+    before = shared_memory_buffers()
     done = launch(out, backend=request.param)
     assert done.returncode == 0, done.stderr[-4000:]
-    return [torch.load(out / f"rank{r}.pt") for r in range(2)]
+    results = [torch.load(out / f"rank{r}.pt") for r in range(2)]
+    for result in results:
+        result["shm_left"] = shared_memory_buffers() - before
+    return results
+
+
+def shared_memory_buffers() -> set[str]:
+    """DeepSpeed's CPU all-reduce buffers now in /dev/shm."""
+    return {path.name for path in Path("/dev/shm").glob("deepspeed_allreduce_buffer_*")}
 
 
 @pytest.fixture(scope="module")
@@ -59,6 +68,17 @@ def test_the_language_model_is_really_split(ranks):
     # tiny Qwen2.5-VL: 4 heads of 8 -> q_proj has 32 output rows, 16 per rank
     assert [r["local_q_rows"] for r in ranks] == [16, 16]
     assert [(r["tp_rank"], r["world_size"]) for r in ranks] == [(0, 2), (1, 2)]
+
+
+def test_the_all_reduce_buffers_are_unlinked_while_mapped(ranks):
+    """DeepSpeed's CPU all-reduce kernel maps one /dev/shm buffer a rank into every rank and never removes
+    them; the launcher unlinks them once all are mapped, so a run leaves none behind (69 MB each)."""
+    for r in ranks:
+        # both ranks' buffers, by DeepSpeed's own names (shm.cpp: _{uid}_{MASTER_ADDR}_{MASTER_PORT}_{rank})
+        assert len(r["shm_buffers"]) == 2
+        assert [name.rsplit("_", 1)[-1] for name in r["shm_buffers"]] == ["0 (deleted)", "1 (deleted)"]
+        assert all(f"deepspeed_allreduce_buffer_{os.getuid()}_" in name for name in r["shm_buffers"])
+        assert r["shm_left"] == set()
 
 
 def test_sharded_logits_equal_the_single_process_model(ranks, single):

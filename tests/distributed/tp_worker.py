@@ -105,6 +105,15 @@ def local_q_rows(model) -> int:
     return attn.q_proj(torch.zeros(1, 1, model.get_decoder().config.hidden_size)).shape[-1]
 
 
+def mapped_all_reduce_buffers() -> list[str]:
+    """The DeepSpeed all-reduce buffers this process has mapped, as /proc/self/maps names them (a file that was
+    unlinked ends in ' (deleted)')."""
+    from adapttoken_plugin.launch import CPU_ALL_REDUCE_BUFFER
+
+    lines = Path("/proc/self/maps").read_text().splitlines()
+    return sorted({line.split(maxsplit=5)[5] for line in lines if CPU_ALL_REDUCE_BUFFER in line})
+
+
 def main(out_dir: str, diverge: str = "none", backend: str = "deepspeed") -> None:
     from adapttoken_plugin.distributed import tensor_parallel_of
     from adapttoken_plugin.launch import init_rank
@@ -130,6 +139,7 @@ def main(out_dir: str, diverge: str = "none", backend: str = "deepspeed") -> Non
         sys.exit(3)
     result["local_q_rows"] = local_q_rows(model)
     result["tp_rank"], result["world_size"] = tp.rank, tp.world_size
+    result["shm_buffers"] = mapped_all_reduce_buffers()
     torch.save(result, Path(out_dir) / f"rank{rank}.pt")
 
 
