@@ -48,7 +48,7 @@ PRESETS: dict[str, ModelPreset] = {
                               source="scripts/probe_layer.py"),
     # the bundled tasks toy model (adapttoken_plugin/assets/tasks-toy): scripts/probe_layer.py --model
     # adapttoken_plugin/assets/tasks-toy --frames 128 --size 112 --trials 16 --needle-units 2 gave needle recall
-    # 0.44 / 0.54 / 0.37 / 0.29 for layers 0-3 (chance 0.03), so layer 1; frames per group and budget: what
+    # 0.55 / 0.75 / 0.49 / 0.47 for layers 0-3 (chance 0.03), so layer 1; frames per group and budget: what
     # scripts/bench_tasks.py uses (32 frames, 1/16 of a 256-frame video's 2,048 tokens)
     "tasks-toy": ModelPreset(num_layers=4, scoring_layer=1, frames_per_group=32, budget=128,
                              source="scripts/probe_layer.py"),

@@ -11,19 +11,21 @@ task's `answer_distribution` given the evidence events drawn: one-hot with all o
 it, and for `order`, `salient-order` and `count` sometimes only part of it (one of the two order events: 1/2
 on its colour; some of the flashes: the count of those drawn).
 
-The mix alone does not learn `count`. `--count-stages N1 N2` adds two stages in the same command, each from the
-weights of the one before (settings in `COUNT_STAGES`): N1 steps of mostly `count` batches (sparse and short, one
-flash shown first, the other tasks at 0.1 so that they stay learnt, learning rate 5e-4), then N2 steps at 2e-4 with
-the other tasks at 0.2. Each is the same as another run with `--init` on the output of the one before.
+The mix alone does not learn `count`. `--count-stages N1 N2` (by default 2000 1500 from scratch, none with `--init`)
+adds two stages in the same command, each from the weights of the one before (settings in `COUNT_STAGES`): N1
+steps of mostly `count` batches (sparse and short, one flash shown first, the other tasks at 0.1 so that they stay
+learnt, learning rate 5e-4), then N2 steps at 2e-4 with the other tasks at 0.2. Each is the same as another run
+with `--init` on the output of the one before.
 
-    python scripts/train_tasks_model.py                            # writes adapttoken_plugin/assets/tasks-toy
-                                                                   # (2,000 steps, hidden 128: about 23 min on 2 cores)
-    python scripts/train_tasks_model.py --count-stages 2000 1500 --out /tmp/counting   # the mix, then count
-    python scripts/train_tasks_model.py --steps 200 --out /tmp/tasks              # a quick run
-    python scripts/train_tasks_model.py --init /tmp/counting --evaluate 4         # 4 x 16 new examples a task
+    python scripts/train_tasks_model.py                  # writes adapttoken_plugin/assets/tasks-toy: the mix (2,000
+                                                         # steps, hidden 128, 23 min on 2 cores), then the count
+                                                         # stages (2,000 + 1,500 steps, 71 min on one thread)
+    python scripts/train_tasks_model.py --count-stages --out /tmp/mix             # the mix alone
+    python scripts/train_tasks_model.py --steps 200 --count-stages --out /tmp/tasks   # a quick run
+    python scripts/train_tasks_model.py --init adapttoken_plugin/assets/tasks-toy --evaluate 4   # 64 new examples each
     python scripts/train_tasks_model.py --init /tmp/tasks --curriculum 0 --weights count=3 order=2   # go on
     python scripts/train_tasks_model.py --count-curriculum 0.6 --weights count=1 needle=0 order=0 detail=0 \
-        distractor=0 salient-order=0 --steps 1000 --out /tmp/count   # count alone, one flash shown first, then 2-4
+        distractor=0 salient-order=0 --steps 1000 --count-stages --out /tmp/count   # count alone, one flash first
 
 Deterministic for a given seed and thread count (2 threads by default; the count stages: `--count-stage-threads`).
 """
@@ -188,6 +190,8 @@ COUNT_STAGES = (
     {"lr": 2e-4, "curriculum": 0.0, "count_curriculum": 0.0, "count_sparse": 0.8, "count_min_keep": 4,
      "weights": [f"{t}={1.0 if t == 'count' else 0.2}" for t in TASKS]},
 )
+#: the steps of the count stages of the bundled model: what a run from scratch does unless told otherwise
+DEFAULT_COUNT_STAGES = (2000, 1500)
 
 
 def parse_weights(parser: argparse.ArgumentParser, items: list[str]) -> dict[str, float]:
@@ -240,9 +244,11 @@ def main() -> None:
     parser.add_argument("--count-min-keep", type=int, default=8,
                         help="a sparse count example keeps at least this many frame pairs' worth of tokens (4: "
                              "contexts as short as the flashes themselves)")
-    parser.add_argument("--count-stages", type=int, nargs="*", default=[], metavar="STEPS",
+    parser.add_argument("--count-stages", type=int, nargs="*", metavar="STEPS",
                         help=f"steps of up to {len(COUNT_STAGES)} stages after the first, each from the weights of the "
-                             "one before, with the settings of COUNT_STAGES (mostly count batches); none by default")
+                             "one before, with the settings of COUNT_STAGES (mostly count batches); default: "
+                             f"{' '.join(map(str, DEFAULT_COUNT_STAGES))} from scratch (the bundled model), none with "
+                             "--init; the option alone: none")
     parser.add_argument("--count-stage-threads", type=int, default=1, help="torch threads of the count stages")
     parser.add_argument("--init", help="a model directory to go on training from (its size replaces --hidden/--layers)")
     parser.add_argument("--weights", nargs="*", default=[], metavar="TASK=W",
@@ -256,6 +262,8 @@ def main() -> None:
     weights = parse_weights(parser, args.weights)
     if args.evaluate and not args.init:
         parser.error("--evaluate needs --init MODEL_DIR")
+    if args.count_stages is None:
+        args.count_stages = [] if args.init else list(DEFAULT_COUNT_STAGES)
     if len(args.count_stages) > len(COUNT_STAGES):
         parser.error(f"--count-stages takes at most {len(COUNT_STAGES)} step counts")
 

@@ -25,9 +25,6 @@ FRAMES = 128  # 64 frame pairs of 16 tokens: 1,024 visual tokens
 BUDGET = 160  # 10 frame pairs: the evidence and some context (the oracle keeps every evidence token even when
 # there are more, as for salient-order's long event)
 QUESTIONS = 12  # per task
-# what the bundled model has not learnt (its training log: held-out accuracy with the evidence 0.31, entropy 1.37
-# with it and without it). Strict: the day a retrained model answers it, the test says so and this list must go.
-NOT_LEARNT = {"count"}
 
 
 class EvidenceOracle(Selector):
@@ -75,9 +72,7 @@ def answer(model, processor, q, path, evidence_units=None):
     return reply.letter, float(-(p * p.clamp_min(1e-12).log()).sum()), evidence_units
 
 
-@pytest.mark.parametrize("task", [
-    pytest.param(t, marks=pytest.mark.xfail(strict=True, reason="the bundled tasks model has not learnt it"))
-    if t in NOT_LEARNT else t for t in sorted(TASKS)])
+@pytest.mark.parametrize("task", sorted(TASKS))
 def test_oracle_answers_from_the_evidence_and_not_without_it(task, model_and_processor, tmp_path):
     model, processor = model_and_processor
     with_hits, without_hits, with_entropy, without_entropy = [], [], [], []

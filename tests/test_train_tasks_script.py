@@ -74,7 +74,7 @@ def test_the_count_stages_are_runs_from_the_weights_before(tmp_path, monkeypatch
         return load_file(Path(argv[argv.index("--out") + 1]) / "model.safetensors")
 
     one = run("--steps", "2", "--count-stages", "2", "1", "--out", str(tmp_path / "one"))
-    before = run("--steps", "2", "--out", str(tmp_path / "mix"))
+    before = run("--steps", "2", "--count-stages", "--out", str(tmp_path / "mix"))
     for i, stage in enumerate(module.COUNT_STAGES):
         after = run("--init", str(tmp_path / ("mix" if i == 0 else f"stage{i}")),
                     "--out", str(tmp_path / f"stage{i + 1}"), "--steps", str(2 - i),
@@ -89,6 +89,25 @@ def test_the_count_stages_are_runs_from_the_weights_before(tmp_path, monkeypatch
     assert [log["stage_1"]["args"]["lr"], log["stage_2"]["args"]["lr"], log["args"]["lr"]] == [
         7e-4, *(stage["lr"] for stage in module.COUNT_STAGES)]
     assert log["args"]["steps"] == 1 and "stage_1" not in log["stage_2"]
+
+
+def test_the_default_command_runs_the_bundled_model_s_stages(monkeypatch):
+    """From scratch the command makes the bundled model (the mix, then the count stages); with --init, or with
+    `--count-stages` and no steps, only the one stage asked for."""
+    from adapttoken_plugin.toy import TASKS_MODEL_DIR
+
+    module = load_script("train_tasks_model")
+    steps = []
+    monkeypatch.setattr(module, "train_stage", lambda model, processor, args, weights, log_extra=None:
+                        steps.append((args.steps, args.lr)) or {"args": vars(args)})
+    for argv, expected in [([], [(2000, 7e-4), (2000, 5e-4), (1500, 2e-4)]),
+                           (["--count-stages"], [(2000, 7e-4)]),
+                           (["--count-stages", "10"], [(2000, 7e-4), (10, 5e-4)]),
+                           (["--init", str(TASKS_MODEL_DIR), "--steps", "5"], [(5, 7e-4)])]:
+        steps.clear()
+        monkeypatch.setattr("sys.argv", ["train_tasks_model.py", *argv])
+        module.main()
+        assert steps == expected, argv
 
 
 def test_evaluate_needs_a_model_to_evaluate(monkeypatch, capsys):
