@@ -43,9 +43,10 @@ def ranks(tmp_path_factory, request):
     before = shared_memory_buffers()
     done = launch(out, backend=request.param)
     assert done.returncode == 0, done.stderr[-4000:]
+    left = shared_memory_buffers() - before
     results = [torch.load(out / f"rank{r}.pt") for r in range(2)]
     for result in results:
-        result["shm_left"] = shared_memory_buffers() - before
+        result["shm_left"] = left
     return results
 
 
